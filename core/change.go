@@ -1,0 +1,222 @@
+package core
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kind names what a change does.
+type Kind string
+
+// Change kinds. The list only grows: a kind, once shipped, keeps its name
+// and payload meaning.
+const (
+	KindProjectPut      Kind = "project.put"
+	KindProjectTouch    Kind = "project.touch"
+	KindMemoryPut       Kind = "memory.put"
+	KindMemoryAccess    Kind = "memory.access"
+	KindMemoryState     Kind = "memory.state"
+	KindMemoryDelete    Kind = "memory.delete"
+	KindEventPut        Kind = "event.put"
+	KindTaskPut         Kind = "task.put"
+	KindGoalPut         Kind = "goal.put"
+	KindCodeEntityPut   Kind = "code_entity.put"
+	KindCodeDepPut      Kind = "code_dependency.put"
+	KindRelationshipPut Kind = "relationship.put"
+)
+
+// Status is what happened to a change at the replica that recorded it.
+type Status string
+
+// Change statuses. Every change ends in one of them.
+const (
+	StatusApplied    Status = "applied"    // it changed the replica
+	StatusSuperseded Status = "superseded" // a newer write already won; kept for the log, no effect
+	StatusRejected   Status = "rejected"   // invalid here (see Reason); dead-lettered, never blocks the queue
+)
+
+// Change is one mutation, as recorded in the change log and moved by sync.
+// (Device, Seq) identifies it: each device numbers its own changes 1, 2, 3...
+// without gaps. HLC orders it against changes from other devices.
+//
+// Payload is the JSON of the kind's payload type; Vector carries an
+// embedding, kept out of the JSON so that sync can move it as raw floats.
+type Change struct {
+	Device    string          `json:"device"`
+	Seq       uint64          `json:"seq"`
+	HLC       HLC             `json:"hlc"`
+	Kind      Kind            `json:"kind"`
+	ProjectID ID              `json:"project_id"`
+	EntityID  ID              `json:"entity_id"`
+	Payload   json.RawMessage `json:"payload"`
+	Vector    []float32       `json:"vector,omitempty"`
+
+	// Set by the replica that recorded the change, not replicated.
+	Pos    int64  `json:"pos,omitempty"`    // position in the local log
+	Status Status `json:"status,omitempty"` // outcome at this replica
+	Reason string `json:"reason,omitempty"` // why it was rejected or superseded
+}
+
+// Stamp is the change's write stamp.
+func (c *Change) Stamp() Stamp { return Stamp{HLC: c.HLC, Device: c.Device} }
+
+// AccessPayload is the payload of KindMemoryAccess: the origin device's own
+// access counter for the memory after the access (a grow-only counter, so
+// applying it twice or out of order is harmless) and the access time.
+type AccessPayload struct {
+	Count int64 `json:"count"`
+	AtMS  int64 `json:"at_ms"`
+}
+
+// StatePayload is the payload of KindMemoryState.
+type StatePayload struct {
+	From         State `json:"from"`
+	To           State `json:"to"`
+	SupersededBy ID    `json:"superseded_by,omitempty"`
+	AtMS         int64 `json:"at_ms"`
+}
+
+// TouchPayload is the payload of KindProjectTouch.
+type TouchPayload struct {
+	AtMS int64 `json:"at_ms"`
+}
+
+// EncodePayload marshals v as a change payload.
+func EncodePayload(v any) (json.RawMessage, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("core: encode payload: %w", err)
+	}
+	return b, nil
+}
+
+func decodePayload(c *Change, v any) error {
+	if err := json.Unmarshal(c.Payload, v); err != nil {
+		return fieldErr("payload", "bad %s payload: %v", c.Kind, err)
+	}
+	return nil
+}
+
+// Effect is what a change does to the replica's memory row.
+type Effect struct {
+	Status Status
+	Reason string
+	Memory *Memory // the memory to write when Status is applied and Delete is false
+	Delete bool    // remove the memory and keep a tombstone
+}
+
+// MergeMemory is the merge rule for memory changes, a pure function of the
+// replica's current row (nil if absent), whether a tombstone exists for the
+// ID, and the change:
+//
+//   - memory.put: fields are last-writer-wins by Stamp. Creation also sets
+//     the initial state; later puts never touch state or access counters.
+//   - memory.access: per-device grow-only counters; the total is their sum
+//     and quality is recomputed.
+//   - memory.state: the transition must be legal in the state machine (else
+//     rejected); the newest state Stamp wins.
+//   - memory.delete: a tombstone. Deletes are final: a tombstone beats every
+//     put, access and state change, older or newer, so nothing is
+//     resurrected.
+//
+// Applying the same change twice gives the same row: every rule is
+// idempotent, commutative and associative, so replicas that see the same
+// set of changes in any order converge.
+func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
+	if tombstoned {
+		return Effect{Status: StatusSuperseded, Reason: "memory was deleted"}
+	}
+	switch c.Kind {
+	case KindMemoryDelete:
+		if cur == nil {
+			return Effect{Status: StatusApplied, Delete: true}
+		}
+		return Effect{Status: StatusApplied, Delete: true}
+	case KindMemoryPut:
+		var in Memory
+		if err := decodePayload(c, &in); err != nil {
+			return Effect{Status: StatusRejected, Reason: err.Error()}
+		}
+		in.ID, in.ProjectID, in.Embedding = c.EntityID, c.ProjectID, c.Vector
+		in.Version = c.Stamp()
+		if cur == nil {
+			if in.State == "" {
+				in.State = StateUnconsolidated
+			}
+			in.StateVersion = c.Stamp()
+			in.AccessByDevice = nil
+			in.AccessCount, in.LastAccessed, in.LastRetrieved = 0, time.Time{}, time.Time{}
+			in.QualityScore = Quality(in.Usefulness, in.Confidence, 0)
+			return Effect{Status: StatusApplied, Memory: &in}
+		}
+		if !in.Version.After(cur.Version) {
+			return Effect{Status: StatusSuperseded, Reason: "an equal or newer write already won"}
+		}
+		next := cur.Clone()
+		next.Content, next.Embedding, next.EmbeddingModel = in.Content, in.Embedding, in.EmbeddingModel
+		next.MemoryType, next.Domain, next.Tags = in.MemoryType, in.Domain, in.Tags
+		next.SessionID, next.EventType, next.CodeLanguage, next.CodeHash = in.SessionID, in.EventType, in.CodeLanguage, in.CodeHash
+		next.Usefulness, next.Confidence, next.UpdatedAt = in.Usefulness, in.Confidence, in.UpdatedAt
+		next.Version = in.Version
+		next.QualityScore = Quality(next.Usefulness, next.Confidence, next.AccessCount)
+		return Effect{Status: StatusApplied, Memory: &next}
+	case KindMemoryAccess:
+		if cur == nil {
+			return Effect{Status: StatusRejected, Reason: "memory " + string(c.EntityID) + " not found"}
+		}
+		var p AccessPayload
+		if err := decodePayload(c, &p); err != nil {
+			return Effect{Status: StatusRejected, Reason: err.Error()}
+		}
+		if p.Count <= cur.AccessByDevice[c.Device] {
+			return Effect{Status: StatusSuperseded, Reason: "counter already at or past this value"}
+		}
+		next := cur.Clone()
+		if next.AccessByDevice == nil {
+			next.AccessByDevice = map[string]int64{}
+		}
+		next.AccessByDevice[c.Device] = p.Count
+		next.AccessCount = 0
+		for _, n := range next.AccessByDevice {
+			next.AccessCount += n
+		}
+		if at := FromUnixMilli(p.AtMS); at.After(next.LastAccessed) {
+			next.LastAccessed, next.LastRetrieved = at, at
+		}
+		next.QualityScore = Quality(next.Usefulness, next.Confidence, next.AccessCount)
+		return Effect{Status: StatusApplied, Memory: &next}
+	case KindMemoryState:
+		if cur == nil {
+			return Effect{Status: StatusRejected, Reason: "memory " + string(c.EntityID) + " not found"}
+		}
+		var p StatePayload
+		if err := decodePayload(c, &p); err != nil {
+			return Effect{Status: StatusRejected, Reason: err.Error()}
+		}
+		if err := CheckTransition(p.From, p.To); err != nil {
+			return Effect{Status: StatusRejected, Reason: err.Error()}
+		}
+		if p.To == StateSuperseded && p.SupersededBy == "" {
+			return Effect{Status: StatusRejected, Reason: "superseded_by: required when superseding"}
+		}
+		if !c.Stamp().After(cur.StateVersion) {
+			return Effect{Status: StatusSuperseded, Reason: "a newer state change already won"}
+		}
+		next := cur.Clone()
+		next.State, next.StateVersion = p.To, c.Stamp()
+		next.SupersededBy = ""
+		if p.To == StateSuperseded {
+			next.SupersededBy = p.SupersededBy
+		}
+		if p.To == StateConsolidated {
+			next.ConsolidatedAt = FromUnixMilli(p.AtMS)
+		}
+		return Effect{Status: StatusApplied, Memory: &next}
+	}
+	return Effect{Status: StatusRejected, Reason: "unknown change kind " + string(c.Kind)}
+}
+
+// newer reports whether a record stamped in should replace one stamped cur
+// under last-writer-wins. Used for every entity other than memories.
+func newer(in, cur Stamp) bool { return in.After(cur) }

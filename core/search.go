@@ -1,0 +1,362 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Fusion methods.
+const (
+	FusionWeighted = "weighted" // the seed's weighted sum of semantic and keyword scores
+	FusionRRF      = "rrf"      // reciprocal-rank fusion
+)
+
+// Search defaults, from the seed.
+const (
+	DefaultSemanticWeight = 0.7
+	DefaultKeywordWeight  = 0.3
+	DefaultThreshold      = 0.3 // semantic search's minimum cosine similarity
+	DefaultRRFK           = 60
+	DefaultK              = 10
+)
+
+// Query is a search. Zero fields take defaults: K 10, weighted fusion with
+// weights 0.7/0.3, states = LiveStates.
+type Query struct {
+	ProjectID ID
+	Text      string    // keyword leg input; also embedded if Embedding is nil and the DB has an embedder
+	Embedding []float32 // vector leg input
+	K         int
+
+	Fusion         string  // FusionWeighted (default) or FusionRRF
+	SemanticWeight float64 // weighted fusion; 0 and 0 mean 0.7 and 0.3
+	KeywordWeight  float64
+	RRFK           float64 // RRF constant (DefaultRRFK if 0)
+
+	// Filters.
+	States []State // default LiveStates()
+	Filter MemoryFilter
+
+	// SemanticOnly runs the vector leg alone and drops hits below
+	// Threshold (cosine similarity, the same meaning on every store).
+	SemanticOnly bool
+	Threshold    float64 // minimum cosine similarity; 0 means none for hybrid, DefaultThreshold for semantic-only
+
+	Exact   bool // force the exact vector leg
+	Explain bool
+}
+
+// Hit is one search result. Semantic is the cosine similarity computed by
+// core from the stored vector; Keyword is BM25 computed by core; Hybrid is
+// the fused score that orders hits.
+type Hit struct {
+	Memory   Memory   `json:"memory"`
+	Semantic float64  `json:"semantic_similarity"`
+	Keyword  float64  `json:"keyword_score"`
+	Hybrid   float64  `json:"hybrid_score"`
+	Explain  *Explain `json:"explain,omitempty"`
+}
+
+// Explain says why a hit ranked where it did.
+type Explain struct {
+	Fusion               string   `json:"fusion"`
+	VectorRank           int      `json:"vector_rank"`  // 1-based rank in the vector leg, 0 if it did not propose the hit
+	KeywordRank          int      `json:"keyword_rank"` // 1-based rank in the keyword leg, 0 if absent
+	Exact                bool     `json:"vector_exact"`
+	SemanticRaw          float64  `json:"semantic_raw"`
+	SemanticContribution float64  `json:"semantic_contribution"`
+	KeywordRaw           float64  `json:"keyword_raw"`
+	KeywordNormalized    float64  `json:"keyword_normalized"`
+	KeywordContribution  float64  `json:"keyword_contribution"`
+	MatchedTerms         []string `json:"matched_terms,omitempty"`
+}
+
+// Cosine is the cosine similarity of a and b, computed in float64 so every
+// store and platform gets the same bits. It returns 0 if either is zero or
+// the lengths differ.
+func Cosine(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return 0
+	}
+	var dot, na, nb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+// plan is what the planner decided for a query.
+type plan struct {
+	vectorK, keywordK int
+	exact             bool
+	terms             []string
+	filter            MemoryFilter
+}
+
+func (db *DB) planQuery(q *Query) (plan, error) {
+	if q.K == 0 {
+		q.K = DefaultK
+	}
+	if err := db.limits.CheckLimit("k", q.K); err != nil {
+		return plan{}, err
+	}
+	if q.Fusion == "" {
+		q.Fusion = FusionWeighted
+	}
+	if q.Fusion != FusionWeighted && q.Fusion != FusionRRF {
+		return plan{}, fieldErr("fusion", "unknown fusion %q (want weighted or rrf)", q.Fusion)
+	}
+	if q.SemanticWeight == 0 && q.KeywordWeight == 0 {
+		q.SemanticWeight, q.KeywordWeight = DefaultSemanticWeight, DefaultKeywordWeight
+	}
+	for _, w := range []struct {
+		name string
+		v    float64
+	}{{"semantic_weight", q.SemanticWeight}, {"keyword_weight", q.KeywordWeight}} {
+		if math.IsNaN(w.v) || w.v < 0 || w.v > 1 {
+			return plan{}, fieldErr(w.name, "must be between 0 and 1, got %v", w.v)
+		}
+	}
+	if q.RRFK == 0 {
+		q.RRFK = DefaultRRFK
+	}
+	if q.RRFK < 0 || math.IsNaN(q.RRFK) {
+		return plan{}, fieldErr("rrf_k", "must be positive, got %v", q.RRFK)
+	}
+	if math.IsNaN(q.Threshold) || q.Threshold < -1 || q.Threshold > 1 {
+		return plan{}, fieldErr("threshold", "must be between -1 and 1, got %v", q.Threshold)
+	}
+	if q.SemanticOnly && q.Threshold == 0 {
+		q.Threshold = DefaultThreshold
+	}
+	if err := CheckText("query", q.Text, db.limits.MaxContentBytes, false); err != nil {
+		return plan{}, err
+	}
+	f := q.Filter
+	f.ProjectID = q.ProjectID
+	f.States = q.States
+	if len(f.States) == 0 {
+		f.States = LiveStates()
+	}
+	for _, s := range f.States {
+		if !s.Valid() {
+			return plan{}, fieldErr("state", "unknown state %q (want one of %v)", s, States())
+		}
+	}
+	for _, t := range f.Types {
+		if !validType(t) {
+			return plan{}, fieldErr("memory_type", "unknown memory type %q (want one of %v)", t, MemoryTypes())
+		}
+	}
+	tags, err := db.limits.NormalizeTags(f.Tags)
+	if err != nil {
+		return plan{}, err
+	}
+	f.Tags = tags
+	f.Limit, f.AfterID, f.Newest = 0, "", false
+	p := plan{filter: f, exact: q.Exact}
+	p.vectorK = max(q.K*4, 50)
+	if !q.SemanticOnly {
+		p.terms = Terms(q.Text)
+		if len(p.terms) > 0 {
+			p.keywordK = max(q.K*4, 50)
+		}
+	}
+	return p, nil
+}
+
+// Search runs a hybrid (or, with SemanticOnly, a semantic) search: the
+// store's vector and keyword legs propose candidates, and core scores every
+// candidate with both signals and fuses them.
+func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
+	p, err := tx.db.planQuery(&q)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	proj, err := tx.r.Project(ctx, q.ProjectID)
+	if err != nil {
+		return nil, fmt.Errorf("search: project %s: %w", q.ProjectID, err)
+	}
+	if q.Embedding == nil && q.Text != "" && tx.db.embedder != nil {
+		if tx.db.embedder.Model() != proj.EmbeddingModel {
+			return nil, fmt.Errorf("search: %w", &FieldError{Field: "embedding_model",
+				Reason: "embedder " + tx.db.embedder.Model() + " does not match the project's " + proj.EmbeddingModel, Err: ErrDimMismatch})
+		}
+		vs, err := tx.db.embedder.Embed(ctx, []string{q.Text})
+		if err != nil {
+			return nil, fmt.Errorf("search: embed: %w", err)
+		}
+		q.Embedding = vs[0]
+	}
+	if q.Embedding == nil && (q.SemanticOnly || len(p.terms) == 0) {
+		return nil, fmt.Errorf("search: %w", fieldErr("embedding", "is required for a semantic search (no embedder configured)"))
+	}
+	if q.Embedding != nil {
+		if err := CheckVector("embedding", q.Embedding, proj.EmbeddingDim); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+	}
+
+	var vec []Candidate
+	if q.Embedding != nil {
+		if vec, err = tx.r.VectorLeg(ctx, VectorLeg{Vector: q.Embedding, K: p.vectorK, Filter: p.filter, Exact: p.exact}); err != nil {
+			return nil, fmt.Errorf("search: vector leg: %w", err)
+		}
+	}
+	var kw KeywordResult
+	if p.keywordK > 0 {
+		if kw, err = tx.r.KeywordLeg(ctx, KeywordLeg{Terms: p.terms, Limit: p.keywordK, Filter: p.filter}); err != nil {
+			return nil, fmt.Errorf("search: keyword leg: %w", err)
+		}
+	}
+
+	vrank := make(map[ID]int, len(vec))
+	krank := make(map[ID]int, len(kw.Candidates))
+	ids := make([]ID, 0, len(vec)+len(kw.Candidates))
+	for i, c := range vec {
+		if _, dup := vrank[c.ID]; !dup {
+			vrank[c.ID] = i + 1
+			ids = append(ids, c.ID)
+		}
+	}
+	for i, c := range kw.Candidates {
+		if _, dup := krank[c.ID]; dup {
+			continue
+		}
+		krank[c.ID] = i + 1
+		if _, seen := vrank[c.ID]; !seen {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return []Hit{}, nil
+	}
+	ms, err := tx.r.Memories(ctx, MemoryFilter{IDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("search: load candidates: %w", err)
+	}
+	hits := make([]Hit, 0, len(ms))
+	bm := BM25Params{}
+	var maxKW float64
+	for i := range ms {
+		m := &ms[i]
+		if !p.filter.Match(m) {
+			continue // a store proposed something outside the filter: core has the last word
+		}
+		h := Hit{Memory: *m}
+		if q.Embedding != nil {
+			h.Semantic = Cosine(q.Embedding, m.Embedding)
+		}
+		var matched []string
+		if len(p.terms) > 0 {
+			toks := Tokenize(m.Content)
+			tf := TermFreqs(toks)
+			h.Keyword = bm.Score(p.terms, tf, len(toks), kw.Stats)
+			if q.Explain {
+				for _, t := range p.terms {
+					if tf[t] > 0 {
+						matched = append(matched, t)
+					}
+				}
+			}
+		}
+		maxKW = max(maxKW, h.Keyword)
+		if q.Explain {
+			h.Explain = &Explain{Fusion: q.Fusion, VectorRank: vrank[m.ID], KeywordRank: krank[m.ID], Exact: p.exact,
+				SemanticRaw: h.Semantic, KeywordRaw: h.Keyword, MatchedTerms: matched}
+		}
+		hits = append(hits, h)
+	}
+	if q.SemanticOnly || q.Threshold != 0 {
+		hits = slices.DeleteFunc(hits, func(h Hit) bool { return h.Semantic < q.Threshold })
+	}
+	fuse(hits, &q, maxKW)
+	slices.SortFunc(hits, func(a, b Hit) int {
+		if a.Hybrid != b.Hybrid {
+			if a.Hybrid > b.Hybrid {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(string(a.Memory.ID), string(b.Memory.ID))
+	})
+	if len(hits) > q.K {
+		hits = hits[:q.K]
+	}
+	return hits, nil
+}
+
+// fuse sets each hit's Hybrid score. Weighted: w_s·cosine + w_k·BM25/max
+// BM25 over the candidates. RRF: Σ 1/(k + rank) over both signals, with
+// ranks computed by core from its own scores (not the stores' estimates).
+func fuse(hits []Hit, q *Query, maxKW float64) {
+	if q.SemanticOnly {
+		for i := range hits {
+			hits[i].Hybrid = hits[i].Semantic
+			if e := hits[i].Explain; e != nil {
+				e.SemanticContribution = hits[i].Semantic
+			}
+		}
+		return
+	}
+	switch q.Fusion {
+	case FusionRRF:
+		sr := rankBy(hits, func(h *Hit) float64 { return h.Semantic })
+		kr := rankBy(hits, func(h *Hit) float64 { return h.Keyword })
+		for i := range hits {
+			s := q.SemanticWeight / (q.RRFK + float64(sr[i]))
+			var k float64
+			if hits[i].Keyword > 0 {
+				k = q.KeywordWeight / (q.RRFK + float64(kr[i]))
+			}
+			hits[i].Hybrid = s + k
+			if e := hits[i].Explain; e != nil {
+				e.SemanticContribution, e.KeywordContribution = s, k
+			}
+		}
+	default:
+		for i := range hits {
+			var kn float64
+			if maxKW > 0 {
+				kn = hits[i].Keyword / maxKW
+			}
+			s, k := q.SemanticWeight*hits[i].Semantic, q.KeywordWeight*kn
+			hits[i].Hybrid = s + k
+			if e := hits[i].Explain; e != nil {
+				e.KeywordNormalized, e.SemanticContribution, e.KeywordContribution = kn, s, k
+			}
+		}
+	}
+}
+
+// rankBy returns the 1-based rank of each hit by score (ties broken by ID).
+func rankBy(hits []Hit, score func(*Hit) float64) []int {
+	idx := make([]int, len(hits))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		sa, sb := score(&hits[a]), score(&hits[b])
+		if sa != sb {
+			if sa > sb {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(string(hits[a].Memory.ID), string(hits[b].Memory.ID))
+	})
+	rank := make([]int, len(hits))
+	for r, i := range idx {
+		rank[i] = r + 1
+	}
+	return rank
+}
