@@ -129,9 +129,6 @@ func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
 	}
 	switch c.Kind {
 	case KindMemoryDelete:
-		if cur == nil {
-			return Effect{Status: StatusApplied, Delete: true}
-		}
 		return Effect{Status: StatusApplied, Delete: true}
 	case KindMemoryPut:
 		var in Memory
@@ -144,7 +141,11 @@ func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
 			if in.State == "" {
 				in.State = StateUnconsolidated
 			}
-			in.StateVersion = c.Stamp()
+			// The state a put carries is only a starting point: any state
+			// change outranks it, so replicas that learn of the memory
+			// from different puts still agree once they see the same
+			// state changes.
+			in.StateVersion = Stamp{}
 			in.AccessByDevice = nil
 			in.AccessCount, in.LastAccessed, in.LastRetrieved = 0, time.Time{}, time.Time{}
 			in.QualityScore = Quality(in.Usefulness, in.Confidence, 0)
@@ -200,17 +201,22 @@ func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
 		if p.To == StateSuperseded && p.SupersededBy == "" {
 			return Effect{Status: StatusRejected, Reason: "superseded_by: required when superseding"}
 		}
+		next := cur.Clone()
+		// consolidated_at is the latest time the memory was consolidated,
+		// whether or not that change wins: a max is order-independent.
+		if at := FromUnixMilli(p.AtMS); p.To == StateConsolidated && at.After(next.ConsolidatedAt) {
+			next.ConsolidatedAt = at
+		}
 		if !c.Stamp().After(cur.StateVersion) {
+			if !next.ConsolidatedAt.Equal(cur.ConsolidatedAt) {
+				return Effect{Status: StatusApplied, Memory: &next}
+			}
 			return Effect{Status: StatusSuperseded, Reason: "a newer state change already won"}
 		}
-		next := cur.Clone()
 		next.State, next.StateVersion = p.To, c.Stamp()
 		next.SupersededBy = ""
 		if p.To == StateSuperseded {
 			next.SupersededBy = p.SupersededBy
-		}
-		if p.To == StateConsolidated {
-			next.ConsolidatedAt = FromUnixMilli(p.AtMS)
 		}
 		return Effect{Status: StatusApplied, Memory: &next}
 	}

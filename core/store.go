@@ -232,3 +232,16 @@ type KeywordResult struct {
 	Candidates []Candidate
 	Stats      CorpusStats
 }
+
+// Initializer is an optional upgrade of Backend for stores with a schema.
+// Initialize brings the schema up to date; it is idempotent and safe to run
+// any number of times, concurrently with other processes doing the same.
+type Initializer interface {
+	Initialize(ctx context.Context) error
+}
+
+// Namer is an optional upgrade of Backend: the store's kind, such as
+// "memory", "sqlite" or "postgres", as reported by doctor and the factory.
+type Namer interface {
+	Name() string
+}

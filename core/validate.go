@@ -294,6 +294,9 @@ func (l Limits) ValidateEvent(e *Event) error {
 			return err
 		}
 	}
+	if len(e.Context.Files) == 0 {
+		e.Context.Files = nil
+	}
 	if len(e.Context.Files) > l.MaxFiles {
 		return fieldErr("context.files", "has %d files, over the limit of %d", len(e.Context.Files), l.MaxFiles)
 	}
