@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func almostEqual(a, b float64) bool {
+func bm25AlmostEqual(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b))
 }
 
@@ -56,7 +56,7 @@ func TestBM25IDF(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got := BM25Params{}.IDF(tc.df, tc.docs)
-			if !almostEqual(got, tc.want) {
+			if !bm25AlmostEqual(got, tc.want) {
 				t.Fatalf("IDF(%d, %d) = %v, want %v", tc.df, tc.docs, got, tc.want)
 			}
 			if got <= 0 {
@@ -129,7 +129,7 @@ func TestBM25Score(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got := tc.p.Score(tc.terms, tc.tf, tc.docLen, tc.stats)
-			if !almostEqual(got, tc.want) {
+			if !bm25AlmostEqual(got, tc.want) {
 				t.Fatalf("Score = %.17g, want %.17g", got, tc.want)
 			}
 		})

@@ -129,7 +129,7 @@ func (e *HashEmbedder) EmbedOne(text string) []float32 {
 	v := make([]float32, dim)
 
 	var stack [512]byte
-	norm, _ := appendNormalized(stack[:0], text, MaxTokens, MaxTokenBytes)
+	norm, _ := tokAppendNormalized(stack[:0], text, MaxTokens, MaxTokenBytes)
 
 	// padded holds "^" + word + "$"; starts the rune offsets within it.
 	var padded [MaxTokenBytes + 2]byte
@@ -145,7 +145,7 @@ func (e *HashEmbedder) EmbedOne(text string) []float32 {
 		}
 		norm = norm[end:]
 
-		hashAdd(v, hashFeature(hashNSWord, w), hashWordWeight)
+		hashEmbedAdd(v, hashEmbedFeature(hashNSWord, w), hashWordWeight)
 
 		padded[0] = '^'
 		n := copy(padded[1:], w)
@@ -164,7 +164,7 @@ func (e *HashEmbedder) EmbedOne(text string) []float32 {
 		}
 		starts[nr] = uint8(len(p)) // nr >= 3: a word has at least one rune
 		for i := 0; i+3 <= nr; i++ {
-			hashAdd(v, hashFeature(hashNSGram, p[starts[i]:starts[i+3]]), hashGramWeight)
+			hashEmbedAdd(v, hashEmbedFeature(hashNSGram, p[starts[i]:starts[i+3]]), hashGramWeight)
 		}
 	}
 
@@ -173,7 +173,7 @@ func (e *HashEmbedder) EmbedOne(text string) []float32 {
 		ss += float64(x) * float64(x)
 	}
 	if ss == 0 {
-		hashAdd(v, hashFeature(hashNSEmpty, []byte(HashEmbedderModel)), 1)
+		hashEmbedAdd(v, hashEmbedFeature(hashNSEmpty, []byte(HashEmbedderModel)), 1)
 		return v
 	}
 	inv := 1 / math.Sqrt(ss)
@@ -183,9 +183,9 @@ func (e *HashEmbedder) EmbedOne(text string) []float32 {
 	return v
 }
 
-// hashAdd adds ±w to the bucket of v that h selects: the high bits of h pick
+// hashEmbedAdd adds ±w to the bucket of v that h selects: the high bits of h pick
 // the bucket, its lowest bit the sign.
-func hashAdd(v []float32, h uint64, w float32) {
+func hashEmbedAdd(v []float32, h uint64, w float32) {
 	hi, _ := bits.Mul64(h, uint64(len(v)))
 	if h&1 != 0 {
 		w = -w
@@ -193,10 +193,10 @@ func hashAdd(v []float32, h uint64, w float32) {
 	v[hi] += w
 }
 
-// hashFeature returns 64-bit FNV-1a of ns followed by b, passed through the
+// hashEmbedFeature returns 64-bit FNV-1a of ns followed by b, passed through the
 // murmur3 fmix64 finalizer so that every output bit depends on every input
 // bit.
-func hashFeature(ns byte, b []byte) uint64 {
+func hashEmbedFeature(ns byte, b []byte) uint64 {
 	const (
 		offset64 = 14695981039346656037
 		prime64  = 1099511628211

@@ -13,7 +13,7 @@ import (
 // Compile-time check that HashEmbedder implements Embedder.
 var _ Embedder = (*HashEmbedder)(nil)
 
-func vecNorm(v []float32) float64 {
+func embedTestNorm(v []float32) float64 {
 	var ss float64
 	for _, x := range v {
 		ss += float64(x) * float64(x)
@@ -21,15 +21,15 @@ func vecNorm(v []float32) float64 {
 	return math.Sqrt(ss)
 }
 
-func cosine(a, b []float32) float64 {
+func embedTestCosine(a, b []float32) float64 {
 	var dot float64
 	for i := range a {
 		dot += float64(a[i]) * float64(b[i])
 	}
-	return dot / (vecNorm(a) * vecNorm(b))
+	return dot / (embedTestNorm(a) * embedTestNorm(b))
 }
 
-func checkUnit(t *testing.T, text string, v []float32, dim int) {
+func embedTestCheckUnit(t *testing.T, text string, v []float32, dim int) {
 	t.Helper()
 	if len(v) != dim {
 		t.Fatalf("len(EmbedOne(%q)) = %d, want %d", text, len(v), dim)
@@ -39,13 +39,13 @@ func checkUnit(t *testing.T, text string, v []float32, dim int) {
 			t.Fatalf("EmbedOne(%q)[%d] = %v", text, i, x)
 		}
 	}
-	if n := vecNorm(v); math.Abs(n-1) >= 1e-5 {
+	if n := embedTestNorm(v); math.Abs(n-1) >= 1e-5 {
 		t.Fatalf("|EmbedOne(%q)| = %v, want 1", text, n)
 	}
 }
 
-// embedInputs returns texts that exercise the embedder's edge cases.
-func embedInputs() []string {
+// embedTestInputs returns texts that exercise the embedder's edge cases.
+func embedTestInputs() []string {
 	return []string{
 		"",
 		" ",
@@ -89,8 +89,8 @@ func TestNewHashEmbedder(t *testing.T) {
 			if got := tc.e.Dim(); got != tc.dim {
 				t.Fatalf("Dim() = %d, want %d", got, tc.dim)
 			}
-			for _, text := range embedInputs() {
-				checkUnit(t, text, tc.e.EmbedOne(text), tc.dim)
+			for _, text := range embedTestInputs() {
+				embedTestCheckUnit(t, text, tc.e.EmbedOne(text), tc.dim)
 			}
 		})
 	}
@@ -100,7 +100,7 @@ func TestHashEmbedderDeterministic(t *testing.T) {
 	t.Parallel()
 	a := NewHashEmbedder(HashEmbedderConfig{})
 	b := NewHashEmbedder(HashEmbedderConfig{Dim: DefaultEmbedDim})
-	for _, text := range embedInputs() {
+	for _, text := range embedTestInputs() {
 		va, vb := a.EmbedOne(text), b.EmbedOne(text)
 		for i := range va {
 			if math.Float32bits(va[i]) != math.Float32bits(vb[i]) {
@@ -120,11 +120,11 @@ func TestHashEmbedderGolden(t *testing.T) {
 		text string
 		want string
 	}{
-		{name: "empty", text: "", want: goldenEmpty},
-		{name: "punctuation is empty", text: "...", want: goldenEmpty},
-		{name: "one word", text: "a", want: goldenA},
-		{name: "case and punctuation ignored", text: "A!", want: goldenA},
-		{name: "words and grams", text: "Hello, wörld db", want: goldenWords},
+		{name: "empty", text: "", want: embedGoldenEmpty},
+		{name: "punctuation is empty", text: "...", want: embedGoldenEmpty},
+		{name: "one word", text: "a", want: embedGoldenA},
+		{name: "case and punctuation ignored", text: "A!", want: embedGoldenA},
+		{name: "words and grams", text: "Hello, wörld db", want: embedGoldenWords},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,11 +138,11 @@ func TestHashEmbedderGolden(t *testing.T) {
 
 // Golden vectors of athena-hash-v1 at Dim 16, printed with %.6f.
 const (
-	goldenEmpty = "[0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 " +
+	embedGoldenEmpty = "[0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 " +
 		"0.000000 0.000000 0.000000 0.000000 -1.000000 0.000000 0.000000 0.000000]"
-	goldenA = "[0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 " +
+	embedGoldenA = "[0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 0.000000 " +
 		"0.000000 0.000000 -0.894427 0.000000 0.000000 -0.447214 0.000000 0.000000]"
-	goldenWords = "[0.000000 -0.288675 -0.288675 0.000000 -0.288675 0.000000 -0.288675 0.000000 " +
+	embedGoldenWords = "[0.000000 -0.288675 -0.288675 0.000000 -0.288675 0.000000 -0.288675 0.000000 " +
 		"0.288675 -0.288675 0.577350 0.000000 0.288675 0.000000 0.288675 0.000000]"
 )
 
@@ -197,11 +197,11 @@ func TestHashEmbedderSimilarity(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/dim%d", tc.name, dim), func(t *testing.T) {
 				t.Parallel()
 				a, n, f := e.EmbedOne(tc.anchor), e.EmbedOne(tc.near), e.EmbedOne(tc.far)
-				near, far := cosine(a, n), cosine(a, f)
+				near, far := embedTestCosine(a, n), embedTestCosine(a, f)
 				if !(near > far) {
 					t.Fatalf("cos(near) = %v <= cos(far) = %v", near, far)
 				}
-				if self := cosine(a, a); math.Abs(self-1) > 1e-5 {
+				if self := embedTestCosine(a, a); math.Abs(self-1) > 1e-5 {
 					t.Fatalf("cos(self) = %v", self)
 				}
 			})
@@ -215,14 +215,14 @@ func TestHashEmbedderEmbed(t *testing.T) {
 
 	t.Run("matches EmbedOne in order", func(t *testing.T) {
 		t.Parallel()
-		got, err := e.Embed(context.Background(), embedInputs())
+		got, err := e.Embed(context.Background(), embedTestInputs())
 		if err != nil {
 			t.Fatalf("Embed: %v", err)
 		}
-		if len(got) != len(embedInputs()) {
-			t.Fatalf("len = %d, want %d", len(got), len(embedInputs()))
+		if len(got) != len(embedTestInputs()) {
+			t.Fatalf("len = %d, want %d", len(got), len(embedTestInputs()))
 		}
-		for i, text := range embedInputs() {
+		for i, text := range embedTestInputs() {
 			want := e.EmbedOne(text)
 			for j := range want {
 				if got[i][j] != want[j] {
@@ -253,7 +253,7 @@ func TestHashEmbedderEmbed(t *testing.T) {
 		for i := range texts {
 			texts[i] = fmt.Sprintf("text number %d", i)
 		}
-		ctx := &cancelAfterCtx{Context: context.Background(), after: 2}
+		ctx := &embedTestCancelCtx{Context: context.Background(), after: 2}
 		got, err := e.Embed(ctx, texts)
 		if !errors.Is(err, context.Canceled) || got != nil {
 			t.Fatalf("Embed = %d vectors, %v; want nil, context.Canceled", len(got), err)
@@ -261,15 +261,15 @@ func TestHashEmbedderEmbed(t *testing.T) {
 	})
 }
 
-// cancelAfterCtx reports context.Canceled from its (after+1)th Err call on.
-type cancelAfterCtx struct {
+// embedTestCancelCtx reports context.Canceled from its (after+1)th Err call on.
+type embedTestCancelCtx struct {
 	context.Context
 	mu    sync.Mutex
 	after int
 	calls int
 }
 
-func (c *cancelAfterCtx) Err() error {
+func (c *embedTestCancelCtx) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
@@ -282,15 +282,15 @@ func (c *cancelAfterCtx) Err() error {
 func TestHashEmbedderConcurrent(t *testing.T) {
 	t.Parallel()
 	e := NewHashEmbedder(HashEmbedderConfig{Dim: 128})
-	want := make([][]float32, len(embedInputs()))
-	for i, text := range embedInputs() {
+	want := make([][]float32, len(embedTestInputs()))
+	for i, text := range embedTestInputs() {
 		want[i] = e.EmbedOne(text)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for range 8 {
 		wg.Go(func() {
-			got, err := e.Embed(context.Background(), embedInputs())
+			got, err := e.Embed(context.Background(), embedTestInputs())
 			if err != nil {
 				errs <- err.Error()
 				return
@@ -322,7 +322,7 @@ func TestHashEmbedderAllocs(t *testing.T) {
 }
 
 func FuzzHashEmbedder(f *testing.F) {
-	for _, s := range embedInputs() {
+	for _, s := range embedTestInputs() {
 		if len(s) <= 64 { // huge seeds make minimization stall fuzzing
 			f.Add(s, 16)
 		}
@@ -333,7 +333,7 @@ func FuzzHashEmbedder(f *testing.F) {
 		dim = 1 + (dim&0x7fffffff)%1024
 		e := NewHashEmbedder(HashEmbedderConfig{Dim: dim})
 		v := e.EmbedOne(text)
-		checkUnit(t, text, v, dim)
+		embedTestCheckUnit(t, text, v, dim)
 		w := e.EmbedOne(text)
 		for i := range v {
 			if math.Float32bits(v[i]) != math.Float32bits(w[i]) {
@@ -343,8 +343,8 @@ func FuzzHashEmbedder(f *testing.F) {
 	})
 }
 
-// benchTexts returns n distinct texts of about 20 words.
-func benchTexts(n int) []string {
+// embedBenchTexts returns n distinct texts of about 20 words.
+func embedBenchTexts(n int) []string {
 	words := strings.Fields("agent memory store keeps facts patterns decisions about the " +
 		"project code tests deploy database query index vector search ranking fusion " +
 		"consolidation window clock merge sync edge browser server conflict resolution")
@@ -364,7 +364,7 @@ func benchTexts(n int) []string {
 }
 
 func BenchmarkHashEmbedder(b *testing.B) {
-	texts := benchTexts(1024)
+	texts := embedBenchTexts(1024)
 	for _, dim := range []int{384, 768} {
 		b.Run(fmt.Sprintf("dim%d", dim), func(b *testing.B) {
 			e := NewHashEmbedder(HashEmbedderConfig{Dim: dim})

@@ -53,21 +53,31 @@ func Tokenize(s string) []string {
 	if n, ok := countLowerASCIITokens(s); ok {
 		return splitLowerASCII(s, n)
 	}
-	buf, n := appendNormalized(make([]byte, 0, len(s)), s, MaxTokens, MaxTokenBytes)
+	buf, n := tokAppendNormalized(make([]byte, 0, tokBufCap(s)), s, MaxTokens, MaxTokenBytes)
 	if n == 0 {
 		return nil
 	}
-	return splitSpaces(string(buf), n)
+	return tokSplitSpaces(string(buf), n)
 }
 
 // NormalizeText returns the tokens of s, as [Tokenize] returns them, joined
-// by single spaces. Stores index this text so that the backend's own
-// tokenizer (FTS5 "ascii" or "unicode61", Postgres "simple") only ever sees
-// lowercase letter/digit words separated by one space. It is pure and safe
-// for concurrent use.
+// by single spaces. Stores index this text, not the raw content, so that the
+// backend's own tokenizer only ever sees lowercase letter/digit words
+// separated by one space and splits exactly where Tokenize did. With SQLite
+// FTS5 the "ascii" tokenizer does that exactly; "unicode61" would by default
+// also fold diacritics and uses Unicode 6.1 tables. With Postgres,
+// array_to_tsvector(string_to_array(text, ' ')) keeps the tokens verbatim,
+// where the default parser behind to_tsvector('simple', ...) may still split
+// or classify some of them. It is pure and safe for concurrent use.
 func NormalizeText(s string) string {
-	buf, _ := appendNormalized(make([]byte, 0, len(s)), s, MaxTokens, MaxTokenBytes)
+	buf, _ := tokAppendNormalized(make([]byte, 0, tokBufCap(s)), s, MaxTokens, MaxTokenBytes)
 	return string(buf)
+}
+
+// tokBufCap is the initial capacity of the buffer that normalizes s for
+// Tokenize: len(s), bounded by the most that MaxTokens tokens can take.
+func tokBufCap(s string) int {
+	return min(len(s), MaxTokens*(MaxTokenBytes+1))
 }
 
 // Terms returns the unique terms of the query s, tokenized as by [Tokenize],
@@ -116,13 +126,13 @@ func TermFreqs(tokens []string) map[string]int {
 // of a text with no token is the SHA-256 of the empty string. It is pure and
 // safe for concurrent use.
 func NormalizeContentHash(s string) string {
-	buf, _ := appendNormalized(make([]byte, 0, len(s)), s, 0, 0)
+	buf, _ := tokAppendNormalized(make([]byte, 0, len(s)), s, 0, 0)
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:])
 }
 
-// isASCIIAlnum reports whether the ASCII byte c is a letter or digit.
-func isASCIIAlnum(c byte) bool {
+// tokASCIIAlnum reports whether the ASCII byte c is a letter or digit.
+func tokASCIIAlnum(c byte) bool {
 	return c-'a' < 26 || c-'0' < 10 || c-'A' < 26
 }
 
@@ -159,7 +169,7 @@ func splitLowerASCII(s string, n int) []string {
 	out := make([]string, 0, n)
 	start := -1
 	for i := 0; i < len(s) && len(out) < n; i++ {
-		if isASCIIAlnum(s[i]) {
+		if tokASCIIAlnum(s[i]) {
 			if start < 0 {
 				start = i
 			}
@@ -176,9 +186,9 @@ func splitLowerASCII(s string, n int) []string {
 	return out
 }
 
-// splitSpaces splits s, made of n non-empty words separated by single
+// tokSplitSpaces splits s, made of n non-empty words separated by single
 // spaces, into its words.
-func splitSpaces(s string, n int) []string {
+func tokSplitSpaces(s string, n int) []string {
 	out := make([]string, 0, n)
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -190,11 +200,11 @@ func splitSpaces(s string, n int) []string {
 	return append(out, s[start:])
 }
 
-// appendNormalized appends to dst the tokens of s joined by single spaces
+// tokAppendNormalized appends to dst the tokens of s joined by single spaces
 // and returns the extended buffer and the number of tokens. maxTokens and
 // maxBytes limit the number of tokens and the bytes per token; zero means
 // no limit.
-func appendNormalized(dst []byte, s string, maxTokens, maxBytes int) ([]byte, int) {
+func tokAppendNormalized(dst []byte, s string, maxTokens, maxBytes int) ([]byte, int) {
 	const full = math.MaxInt / 2 // tokLen of a token that was cut
 	if maxBytes <= 0 {
 		maxBytes = full
@@ -207,7 +217,7 @@ func appendNormalized(dst []byte, s string, maxTokens, maxBytes int) ([]byte, in
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			i++
-			if !isASCIIAlnum(c) {
+			if !tokASCIIAlnum(c) {
 				tokLen = -1
 				continue
 			}

@@ -284,7 +284,7 @@ func FuzzTokenize(f *testing.F) {
 	})
 }
 
-const benchText = "The Athena edge store keeps an agent's memories: facts, patterns and " +
+const tokenizeBenchText = "The Athena edge store keeps an agent's memories: facts, patterns and " +
 	"decisions, ranked with BM25 over SQLite FTS5 or Postgres, and by cosine " +
 	"similarity over embeddings. Tokenize runs on every insert."
 
@@ -293,10 +293,10 @@ func BenchmarkTokenize(b *testing.B) {
 		name string
 		in   string
 	}{
-		{name: "mixed_case_ascii", in: benchText},
-		{name: "lowercase_ascii", in: strings.ToLower(benchText)},
+		{name: "mixed_case_ascii", in: tokenizeBenchText},
+		{name: "lowercase_ascii", in: strings.ToLower(tokenizeBenchText)},
 		{name: "unicode", in: "Die Straße führt über die Brücke zum Café; Ελληνικά και русский текст, 日本語のテキスト."},
-		{name: "long_4KiB", in: strings.Repeat(benchText+" ", 4096/len(benchText)+1)},
+		{name: "long_4KiB", in: strings.Repeat(tokenizeBenchText+" ", 4096/len(tokenizeBenchText)+1)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
