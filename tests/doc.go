@@ -1,0 +1,2 @@
+// Package tests holds black-box, cross-package and end-to-end tests of athena-edge.
+package tests
