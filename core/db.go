@@ -711,6 +711,19 @@ type ApplyResult struct {
 // the caller's transaction, may still commit). Invalid changes are recorded
 // as rejected, with a reason, and do not block the changes behind them.
 func (tx *Tx) ApplyChanges(ctx context.Context, cs []Change) ([]ApplyResult, error) {
+	return tx.applyChanges(ctx, cs, false)
+}
+
+// ApplyPulled applies changes pulled from another replica's log, which may
+// have been filtered (by project, say) and so skip sequence numbers of a
+// device. Changes must arrive in each device's sequence order; a change at
+// or below the last recorded seq of its device is a duplicate. Everything
+// else is as [Tx.ApplyChanges].
+func (tx *Tx) ApplyPulled(ctx context.Context, cs []Change) ([]ApplyResult, error) {
+	return tx.applyChanges(ctx, cs, true)
+}
+
+func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]ApplyResult, error) {
 	w, err := tx.writer()
 	if err != nil {
 		return nil, err
@@ -730,7 +743,7 @@ func (tx *Tx) ApplyChanges(ctx context.Context, cs []Change) ([]ApplyResult, err
 			last[c.Device] = l
 			continue
 		}
-		if c.Seq != l+1 {
+		if c.Seq != l+1 && !allowGaps {
 			return out, fmt.Errorf("apply %s/%d: %w: last applied is %d", c.Device, c.Seq, ErrSeqGap, l)
 		}
 		c.Status, c.Reason = tx.applyRemote(ctx, w, &c)

@@ -218,3 +218,8 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int, exclude strin
 func (db *DB) ApplyChanges(ctx context.Context, cs []Change) ([]ApplyResult, error) {
 	return write(ctx, db, func(tx *Tx) ([]ApplyResult, error) { return tx.ApplyChanges(ctx, cs) })
 }
+
+// ApplyPulled runs [Tx.ApplyPulled] in one transaction.
+func (db *DB) ApplyPulled(ctx context.Context, cs []Change) ([]ApplyResult, error) {
+	return write(ctx, db, func(tx *Tx) ([]ApplyResult, error) { return tx.ApplyPulled(ctx, cs) })
+}

@@ -245,3 +245,25 @@ type Initializer interface {
 type Namer interface {
 	Name() string
 }
+
+// MetaTx is an optional upgrade of ReadTx/WriteTx: a small key-value table
+// in the same transactions as everything else. Sync keeps its cursors,
+// device identity and token hashes there, so a cursor moves in the same
+// transaction as the changes it covers. Stores that sync must implement
+// it; [Tx.Meta] and friends return ErrInvalid on stores that do not.
+type MetaTx interface {
+	// Meta returns the value under key, or ErrNotFound.
+	Meta(ctx context.Context, key string) (string, error)
+	// MetaPrefix returns every entry whose key starts with prefix, by key.
+	MetaPrefix(ctx context.Context, prefix string) ([]MetaEntry, error)
+	// PutMeta sets key to value (write transactions only).
+	PutMeta(ctx context.Context, key, value string) error
+	// DeleteMeta removes key; a missing key is not an error.
+	DeleteMeta(ctx context.Context, key string) error
+}
+
+// MetaEntry is one key-value pair of a [MetaTx].
+type MetaEntry struct {
+	Key   string
+	Value string
+}

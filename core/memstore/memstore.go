@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/athena-edge/athena-edge/core"
@@ -18,7 +19,10 @@ type Store struct {
 	s      state
 }
 
-var _ core.Backend = (*Store)(nil)
+var (
+	_ core.Backend = (*Store)(nil)
+	_ core.MetaTx  = (*tx)(nil)
+)
 
 // state is everything the store holds. Its fields are exported only so that
 // Snapshot can encode them.
@@ -34,6 +38,7 @@ type state struct {
 	Relationships map[core.ID]core.Relationship   `json:"relationships"`
 	Changes       []core.Change                   `json:"changes"`
 	LastSeq       map[string]uint64               `json:"last_seq"`
+	Meta          map[string]string               `json:"meta"`
 
 	tokens map[core.ID][]string // cached core.Tokenize(content), rebuilt on Load
 }
@@ -43,7 +48,7 @@ func newState() state {
 		Projects: map[core.ID]core.Project{}, Memories: map[core.ID]core.Memory{}, Tombstones: map[core.ID]bool{},
 		Events: map[core.ID]core.Event{}, Tasks: map[core.ID]core.Task{}, Goals: map[core.ID]core.Goal{},
 		Code: map[core.ID]core.CodeEntity{}, Deps: map[core.ID]core.CodeDependency{},
-		Relationships: map[core.ID]core.Relationship{}, LastSeq: map[string]uint64{}, tokens: map[core.ID][]string{},
+		Relationships: map[core.ID]core.Relationship{}, LastSeq: map[string]uint64{}, Meta: map[string]string{}, tokens: map[core.ID][]string{},
 	}
 }
 
@@ -67,6 +72,7 @@ func Load(snapshot []byte) (*Store, error) {
 	orInit(&s.s.Deps, fresh.Deps)
 	orInit(&s.s.Relationships, fresh.Relationships)
 	orInit(&s.s.LastSeq, fresh.LastSeq)
+	orInit(&s.s.Meta, fresh.Meta)
 	s.s.tokens = map[core.ID][]string{}
 	for id, m := range s.s.Memories {
 		s.s.tokens[id] = core.Tokenize(m.Content)
@@ -494,3 +500,40 @@ func (s *Store) Initialize(ctx context.Context) error { return s.Ping(ctx) }
 
 // Name returns "memory".
 func (s *Store) Name() string { return "memory" }
+
+func (t *tx) Meta(ctx context.Context, key string) (string, error) {
+	v, ok := t.s.Meta[key]
+	if !ok {
+		return "", core.ErrNotFound
+	}
+	return v, ctx.Err()
+}
+
+func (t *tx) MetaPrefix(ctx context.Context, prefix string) ([]core.MetaEntry, error) {
+	out := []core.MetaEntry{}
+	for k, v := range t.s.Meta {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, core.MetaEntry{Key: k, Value: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b core.MetaEntry) int { return cmp.Compare(a.Key, b.Key) })
+	return out, ctx.Err()
+}
+
+func (t *tx) PutMeta(ctx context.Context, key, value string) error {
+	if err := t.write(); err != nil {
+		return err
+	}
+	remember(t, t.s.Meta, key)
+	t.s.Meta[key] = value
+	return ctx.Err()
+}
+
+func (t *tx) DeleteMeta(ctx context.Context, key string) error {
+	if err := t.write(); err != nil {
+		return err
+	}
+	remember(t, t.s.Meta, key)
+	delete(t.s.Meta, key)
+	return ctx.Err()
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"ChangeLogConverges", testConverge},
 		{"ChangeLogRejectsAndGaps", testRejectAndGap},
 		{"ContextCancellation", testCancel},
+		{"MetaIsTransactional", testMeta},
 		{"Hammer", testHammer},
 	}
 	for _, tc := range cases {
@@ -1031,4 +1032,38 @@ func testHammer(t *testing.T, e *env) {
 	for i, c := range cs {
 		require.Equal(t, uint64(i+1), c.Seq, "no gaps under concurrency")
 	}
+}
+
+func testMeta(t *testing.T, e *env) {
+	require.NoError(t, e.db.Update(e.ctx, func(tx *core.Tx) error {
+		for _, kv := range [][2]string{{"sync/cursor/a", "10"}, {"sync/cursor/b", "20"}, {"device", "edge-x"}} {
+			if err := tx.PutMeta(e.ctx, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return tx.PutMeta(e.ctx, "sync/cursor/a", "11")
+	}))
+	boom := errors.New("boom")
+	require.ErrorIs(t, e.db.Update(e.ctx, func(tx *core.Tx) error {
+		if err := tx.PutMeta(e.ctx, "sync/cursor/b", "99"); err != nil {
+			return err
+		}
+		if err := tx.DeleteMeta(e.ctx, "device"); err != nil {
+			return err
+		}
+		return boom
+	}), boom)
+	require.NoError(t, e.db.View(e.ctx, func(tx *core.Tx) error {
+		v, err := tx.Meta(e.ctx, "device")
+		require.NoError(t, err, "delete rolled back")
+		assert.Equal(t, "edge-x", v)
+		_, err = tx.Meta(e.ctx, "missing")
+		require.ErrorIs(t, err, core.ErrNotFound)
+		got, err := tx.MetaPrefix(e.ctx, "sync/cursor/")
+		require.NoError(t, err)
+		assert.Equal(t, []core.MetaEntry{{Key: "sync/cursor/a", Value: "11"}, {Key: "sync/cursor/b", Value: "20"}}, got)
+		require.ErrorIs(t, tx.PutMeta(e.ctx, "x", "y"), core.ErrInvalid, "read-only transaction")
+		return nil
+	}))
+	require.NoError(t, e.db.Update(e.ctx, func(tx *core.Tx) error { return tx.DeleteMeta(e.ctx, "never-set") }))
 }
