@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Fusion methods.
@@ -45,8 +46,32 @@ type Query struct {
 	SemanticOnly bool
 	Threshold    float64 // minimum cosine similarity; 0 means none for hybrid, DefaultThreshold for semantic-only
 
+	// Optional boosts, both off by default. QualityBoost adds
+	// QualityBoost × quality_score; RecencyBoost adds RecencyBoost ×
+	// 0.5^(age/half-life), age since creation, with a half-life per memory
+	// type (HalfLife overrides DefaultHalfLife per type).
+	QualityBoost float64
+	RecencyBoost float64
+	HalfLife     map[MemoryType]time.Duration
+
 	Exact   bool // force the exact vector leg
 	Explain bool
+}
+
+// DefaultHalfLife is the recency half-life of a memory type: episodes fade
+// in days, decisions and facts in months, preferences and procedures
+// barely.
+func DefaultHalfLife(t MemoryType) time.Duration {
+	const day = 24 * time.Hour
+	switch t {
+	case TypeEpisodic, TypeContext:
+		return 7 * day
+	case TypeCodeSnippet, TypeDecision, TypePattern:
+		return 90 * day
+	case TypePreference, TypeProcedural:
+		return 365 * day
+	}
+	return 30 * day
 }
 
 // Hit is one search result. Semantic is the cosine similarity computed by
@@ -72,6 +97,9 @@ type Explain struct {
 	KeywordNormalized    float64  `json:"keyword_normalized"`
 	KeywordContribution  float64  `json:"keyword_contribution"`
 	MatchedTerms         []string `json:"matched_terms,omitempty"`
+	QualityContribution  float64  `json:"quality_contribution,omitempty"`
+	Recency              float64  `json:"recency,omitempty"`
+	RecencyContribution  float64  `json:"recency_contribution,omitempty"`
 }
 
 // Cosine is the cosine similarity of a and b, computed in float64 so every
@@ -134,6 +162,19 @@ func (db *DB) planQuery(q *Query) (plan, error) {
 	}
 	if math.IsNaN(q.Threshold) || q.Threshold < -1 || q.Threshold > 1 {
 		return plan{}, fieldErr("threshold", "must be between -1 and 1, got %v", q.Threshold)
+	}
+	for _, b := range []struct {
+		name string
+		v    float64
+	}{{"quality_boost", q.QualityBoost}, {"recency_boost", q.RecencyBoost}} {
+		if math.IsNaN(b.v) || b.v < 0 || b.v > 1 {
+			return plan{}, fieldErr(b.name, "must be between 0 and 1, got %v", b.v)
+		}
+	}
+	for t, hl := range q.HalfLife {
+		if hl <= 0 {
+			return plan{}, fieldErr("half_life", "half-life of %s must be positive, got %s", t, hl)
+		}
 	}
 	if q.SemanticOnly && q.Threshold == 0 {
 		q.Threshold = DefaultThreshold
@@ -280,6 +321,7 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		hits = slices.DeleteFunc(hits, func(h Hit) bool { return h.Semantic < q.Threshold })
 	}
 	fuse(hits, &q, maxKW)
+	boost(hits, &q, tx.now())
 	slices.SortFunc(hits, func(a, b Hit) int {
 		if a.Hybrid != b.Hybrid {
 			if a.Hybrid > b.Hybrid {
@@ -314,6 +356,9 @@ func fuse(hits []Hit, q *Query, maxKW float64) {
 		kr := rankBy(hits, func(h *Hit) float64 { return h.Keyword })
 		for i := range hits {
 			s := q.SemanticWeight / (q.RRFK + float64(sr[i]))
+			if q.Embedding == nil { // keyword-only: no semantic signal to rank by
+				s = 0
+			}
 			var k float64
 			if hits[i].Keyword > 0 {
 				k = q.KeywordWeight / (q.RRFK + float64(kr[i]))
@@ -334,6 +379,31 @@ func fuse(hits []Hit, q *Query, maxKW float64) {
 			if e := hits[i].Explain; e != nil {
 				e.KeywordNormalized, e.SemanticContribution, e.KeywordContribution = kn, s, k
 			}
+		}
+	}
+}
+
+// boost adds the optional quality and recency boosts.
+func boost(hits []Hit, q *Query, now time.Time) {
+	if q.QualityBoost == 0 && q.RecencyBoost == 0 {
+		return
+	}
+	for i := range hits {
+		h := &hits[i]
+		qc := q.QualityBoost * h.Memory.QualityScore
+		var rec, rc float64
+		if q.RecencyBoost > 0 {
+			hl, ok := q.HalfLife[h.Memory.MemoryType]
+			if !ok {
+				hl = DefaultHalfLife(h.Memory.MemoryType)
+			}
+			age := max(now.Sub(h.Memory.CreatedAt), 0)
+			rec = math.Exp2(-float64(age) / float64(hl))
+			rc = q.RecencyBoost * rec
+		}
+		h.Hybrid += qc + rc
+		if e := h.Explain; e != nil {
+			e.QualityContribution, e.Recency, e.RecencyContribution = qc, rec, rc
 		}
 	}
 }

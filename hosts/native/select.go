@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/athena-edge/athena-edge/pgadapter"
 )
 
 // Backend kinds.
@@ -27,69 +28,36 @@ type Selection struct {
 	Explicit bool   // chosen by ATHENA_DB_TYPE or a flag, so no fallback
 	Reason   string // why this backend was chosen, for doctor
 
-	// SQLite.
-	Path string
-
-	// Postgres: either URL, or the seed's discrete settings.
-	URL      string
-	Host     string
-	Port     int
-	DBName   string
-	User     string
-	Password string
-	MinConns int // default 2
-	MaxConns int // default 10
+	Path     string           // SQLite file (ATHENA_DB_PATH, default ~/.athena/memory.db)
+	Postgres pgadapter.Config // from ATHENA_POSTGRES_URL or the seed's ATHENA_POSTGRES_* variables
 }
-
-// Seed defaults.
-const (
-	DefaultMinConns = 2
-	DefaultMaxConns = 10
-	DefaultPort     = 5432
-	DefaultDBName   = "athena"
-	DefaultUser     = "athena"
-)
 
 // Select reads the seed's environment variables through getenv. home is
 // the user's home directory (for the default SQLite path). dbFlag, if not
 // empty, is the --db flag: a SQLite path, or a postgres:// URL, and is an
 // explicit choice.
 func Select(getenv func(string) string, home, dbFlag string) (Selection, error) {
-	s := Selection{MinConns: DefaultMinConns, MaxConns: DefaultMaxConns, Port: DefaultPort, DBName: DefaultDBName, User: DefaultUser}
-	s.URL = getenv("ATHENA_POSTGRES_URL")
-	s.Host = getenv("ATHENA_POSTGRES_HOST")
-	for _, v := range []struct {
-		name string
-		dst  *string
-	}{{"ATHENA_POSTGRES_DBNAME", &s.DBName}, {"ATHENA_POSTGRES_USER", &s.User}, {"ATHENA_POSTGRES_PASSWORD", &s.Password}} {
-		if x := getenv(v.name); x != "" {
-			*v.dst = x
-		}
+	pg, err := pgadapter.ConfigFromEnv(getenv)
+	if err != nil {
+		return Selection{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	for _, v := range []struct {
-		name string
-		dst  *int
-	}{{"ATHENA_POSTGRES_PORT", &s.Port}, {"ATHENA_POSTGRES_MIN_SIZE", &s.MinConns}, {"ATHENA_POSTGRES_MAX_SIZE", &s.MaxConns}} {
-		x := getenv(v.name)
-		if x == "" {
-			continue
-		}
-		n, err := strconv.Atoi(x)
-		if err != nil || n < 0 {
-			return Selection{}, fmt.Errorf("%w: %s=%q is not a non-negative integer", ErrConfig, v.name, x)
-		}
-		*v.dst = n
+	minC, maxC := pg.MinConns, pg.MaxConns
+	if minC == 0 {
+		minC = pgadapter.DefaultMinConns
 	}
-	if s.MinConns > s.MaxConns || s.MaxConns < 1 {
-		return Selection{}, fmt.Errorf("%w: ATHENA_POSTGRES_MIN_SIZE=%d must not exceed ATHENA_POSTGRES_MAX_SIZE=%d (≥ 1)", ErrConfig, s.MinConns, s.MaxConns)
+	if maxC == 0 {
+		maxC = pgadapter.DefaultMaxConns
 	}
-	s.Path = getenv("ATHENA_DB_PATH")
+	if minC > maxC {
+		return Selection{}, fmt.Errorf("%w: ATHENA_POSTGRES_MIN_SIZE=%d exceeds ATHENA_POSTGRES_MAX_SIZE=%d", ErrConfig, minC, maxC)
+	}
+	s := Selection{Postgres: pg, Path: getenv("ATHENA_DB_PATH")}
 	if s.Path == "" {
 		s.Path = filepath.Join(home, ".athena", "memory.db")
 	}
 	switch {
 	case strings.HasPrefix(dbFlag, "postgres://") || strings.HasPrefix(dbFlag, "postgresql://"):
-		s.Kind, s.Explicit, s.URL, s.Reason = KindPostgres, true, dbFlag, "--db is a postgres URL"
+		s.Kind, s.Explicit, s.Postgres.DSN, s.Reason = KindPostgres, true, dbFlag, "--db is a postgres URL"
 		return s, nil
 	case dbFlag != "":
 		s.Kind, s.Explicit, s.Path, s.Reason = KindSQLite, true, dbFlag, "--db is a file path"
@@ -101,16 +69,13 @@ func Select(getenv func(string) string, home, dbFlag string) (Selection, error) 
 	case "postgres", "postgresql":
 		s.Kind, s.Explicit, s.Reason = KindPostgres, true, "ATHENA_DB_TYPE="+t
 	case "":
-		if s.URL != "" || s.Host != "" {
+		if pg.DSN != "" || pg.Host != "" {
 			s.Kind, s.Reason = KindPostgres, "ATHENA_POSTGRES_URL or ATHENA_POSTGRES_HOST is set"
 		} else {
 			s.Kind, s.Reason = KindSQLite, "the default"
 		}
 	default:
 		return Selection{}, fmt.Errorf("%w: ATHENA_DB_TYPE=%q (want sqlite or postgres)", ErrConfig, t)
-	}
-	if s.Kind == KindPostgres && s.URL == "" && s.Host == "" {
-		s.Host = "localhost"
 	}
 	return s, nil
 }
@@ -120,10 +85,23 @@ func (s Selection) Where() string {
 	if s.Kind == KindSQLite {
 		return s.Path
 	}
-	if s.URL != "" {
-		return RedactURL(s.URL)
+	if s.Postgres.DSN != "" {
+		return RedactURL(s.Postgres.DSN)
 	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s", s.User, s.Host, s.Port, s.DBName)
+	host, port, db, user := s.Postgres.Host, s.Postgres.Port, s.Postgres.DBName, s.Postgres.User
+	if host == "" {
+		host = pgadapter.DefaultHost
+	}
+	if port == 0 {
+		port = pgadapter.DefaultPort
+	}
+	if db == "" {
+		db = pgadapter.DefaultDBName
+	}
+	if user == "" {
+		user = pgadapter.DefaultUser
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", user, host, port, db)
 }
 
 // RedactURL hides the password in a connection URL.

@@ -58,6 +58,6 @@ func TestSelectPoolDefaults(t *testing.T) {
 	t.Parallel()
 	s, err := native.Select(func(string) string { return "" }, "/h", "")
 	require.NoError(t, err)
-	assert.Equal(t, 2, s.MinConns)
-	assert.Equal(t, 10, s.MaxConns)
+	assert.Zero(t, s.Postgres.MinConns, "zero means pgadapter's default of 2")
+	assert.Zero(t, s.Postgres.MaxConns, "zero means pgadapter's default of 10")
 }

@@ -1,0 +1,178 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/pgadapter"
+	"github.com/athena-edge/athena-edge/sqlitevec"
+)
+
+// Options tune [Open]. The zero value works.
+type Options struct {
+	// Stderr receives the fallback notice when an implicit Postgres is
+	// unreachable. Nil discards it.
+	Stderr io.Writer
+	// Device overrides the device ID. By default a SQLite edge keeps a
+	// generated ID in a file beside the database (PATH.device), and a
+	// Postgres server is "server-" + the host name.
+	Device string
+	// Embedder embeds text; nil means the built-in offline embedder
+	// (core.HashEmbedder, 768 dimensions).
+	Embedder core.Embedder
+	// Now is the wall clock; nil means time.Now.
+	Now func() time.Time
+	// CacheDir is the wazero compilation cache (see sqlitevec.Config).
+	CacheDir string
+	// PingTimeout bounds the reachability check of an implicit Postgres
+	// before falling back. Default 3s.
+	PingTimeout time.Duration
+}
+
+// Host is an opened store with the process's clock and embedder, ready to
+// use through DB. It is safe for concurrent use; Close it when done.
+type Host struct {
+	Selection Selection    // what was asked for (after a fallback, Kind is sqlite)
+	FellBack  bool         // an implicit Postgres was unreachable, so SQLite was opened
+	Backend   core.Backend // *sqlitevec.Store or *pgadapter.Store
+	DB        *core.DB
+}
+
+// Close closes the store.
+func (h *Host) Close() error { return h.Backend.Close() }
+
+// Open opens the selected store. An implicit Postgres that cannot be
+// reached falls back to SQLite with a notice on opts.Stderr; an explicit
+// one fails.
+func Open(ctx context.Context, sel Selection, opts Options) (*Host, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Embedder == nil {
+		opts.Embedder = core.NewHashEmbedder(core.HashEmbedderConfig{})
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 3 * time.Second
+	}
+	h := &Host{Selection: sel}
+	switch sel.Kind {
+	case KindPostgres:
+		b, err := openPostgres(ctx, sel, opts)
+		if err == nil {
+			h.Backend = b
+			break
+		}
+		if sel.Explicit {
+			return nil, fmt.Errorf("open postgres at %s (%s): %w", sel.Where(), sel.Reason, err)
+		}
+		if opts.Stderr != nil {
+			fmt.Fprintf(opts.Stderr, "athena-edge: postgres at %s is unreachable (%v); falling back to SQLite at %s\n",
+				sel.Where(), shortErr(err), sel.Path)
+		}
+		h.FellBack, h.Selection.Kind, h.Selection.Reason = true, KindSQLite, "fallback: implicit postgres unreachable"
+		fallthrough
+	case KindSQLite:
+		b, err := openSQLite(ctx, h.Selection.Path, opts.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		h.Backend = b
+	default:
+		return nil, fmt.Errorf("%w: unknown backend kind %q", ErrConfig, sel.Kind)
+	}
+	device := opts.Device
+	if device == "" {
+		var err error
+		if device, err = defaultDevice(h.Selection); err != nil {
+			_ = h.Backend.Close()
+			return nil, err
+		}
+	}
+	h.DB = core.New(h.Backend, core.Config{
+		Device:   device,
+		Clock:    core.NewClock(core.ClockConfig{Now: opts.Now}),
+		Embedder: opts.Embedder,
+	})
+	return h, nil
+}
+
+func shortErr(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func openPostgres(ctx context.Context, sel Selection, opts Options) (*pgadapter.Store, error) {
+	pctx, cancel := context.WithTimeout(ctx, opts.PingTimeout)
+	defer cancel()
+	s, err := pgadapter.New(pctx, sel.Postgres)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(pctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path, cacheDir string) (*sqlitevec.Store, error) {
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+	}
+	s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: cacheDir})
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite at %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// defaultDevice returns the store's device ID: for SQLite a random ID kept
+// in PATH.device (created on first use), for Postgres "server-HOSTNAME".
+func defaultDevice(sel Selection) (string, error) {
+	if sel.Kind == KindPostgres {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "unknown"
+		}
+		return "server-" + h, nil
+	}
+	if sel.Path == "" {
+		return "edge-" + string(core.NewID(time.Now())), nil
+	}
+	file := sel.Path + ".device"
+	b, err := os.ReadFile(file)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read device id: %w", err)
+	}
+	id := "edge-" + string(core.NewID(time.Now()))
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write device id: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return "", fmt.Errorf("write device id: %w", err)
+	}
+	return id, nil
+}
+
+// CacheDir returns the directory athena-edge caches compiled code in
+// (os.UserCacheDir()/athena-edge), or "" if there is none.
+func CacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "athena-edge")
+}

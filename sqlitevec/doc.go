@@ -1,0 +1,97 @@
+// Package sqlitevec is athena-edge's edge store: a [core.Backend] on SQLite
+// 3.51 compiled to WebAssembly and run by wazero
+// (github.com/ncruces/go-sqlite3 v0.32.0, the last release on wazero, with
+// wazero v1.12.0), with its own in-memory vector index and an FTS5 keyword
+// leg.
+//
+// [Open] opens or creates a database file (or, with an empty path, a private
+// in-memory database), migrates its schema (PRAGMA user_version, versioned
+// and idempotent) and rebuilds the in-memory indexes from its rows.
+//
+// # Durability
+//
+// The database runs in WAL mode with PRAGMA synchronous=FULL (the default of
+// [Config].Synchronous). When [Store.Update] returns nil, the transaction's
+// WAL frames, including the commit frame, have been written and fsynced:
+// the write survives the process being killed (SIGKILL, panic, OOM) and the
+// operating system crashing or losing power, as far as the disk honours
+// fsync. A transaction that has not returned nil is either wholly present
+// or wholly absent after a crash, never partial; every mutation core makes
+// and its change-log entry are in the same transaction, so they survive or
+// vanish together. TestCrash kills a writing child process with SIGKILL at
+// random points and checks exactly this, plus PRAGMA integrity_check.
+//
+// With Synchronous "NORMAL" (ncruces' default for WAL) a commit survives a
+// process crash but the last commits may be lost on power loss. An
+// in-memory store (empty Path) survives nothing beyond Close.
+//
+// # Concurrency
+//
+// A [Store] is safe for concurrent use. It has one writer connection: Update
+// runs one transaction at a time (BEGIN IMMEDIATE, serialized by a mutex,
+// and against other processes by SQLite's lock with [Config].BusyTimeout).
+// View draws one of [Config].Readers reader connections; each runs a
+// deferred read transaction, a consistent snapshot, and readers run
+// alongside the writer (WAL). On the in-memory database (the memdb VFS,
+// which has no WAL) a commit waits for running readers to finish, up to the
+// busy timeout.
+//
+// The in-memory index is shared by all transactions and changes only after a
+// commit succeeds (index updates are buffered in the transaction and
+// dropped on rollback). The legs therefore see committed data: a write
+// transaction's legs do not see its own uncommitted memories, and a reader
+// may briefly see the index one commit ahead of its snapshot. Core loads
+// every candidate through the transaction and re-applies the filter, so
+// neither can surface a row the transaction cannot see.
+//
+// Context cancellation interrupts a running statement (sqlite3_interrupt
+// through Conn.SetInterrupt); the transaction is rolled back and the
+// connection stays usable. A cancelled Update never commits.
+//
+// # Vector leg
+//
+// Embeddings are stored as little-endian float32 BLOBs; SQLite is the
+// source of truth. In memory each vector is kept normalized and quantized
+// to int8 (with the norm of its quantization error) plus a sign-bit code
+// relative to the project's centroid: about 0.9 KB per 768-d vector instead
+// of 3 KB. Per query the leg filters rows in memory with core's
+// MemoryFilter semantics, then:
+//
+//   - exact when asked, or when at most [Config].ExactThreshold rows match:
+//     all matching rows are scored from int8, and every row whose error
+//     bound could put it in the top K is rescored from its float32 BLOB, so
+//     the result is the exact top K by cosine;
+//   - approximate otherwise: the [Config].Oversample×K rows (at least 1000)
+//     nearest by Hamming distance of the sign codes are rescored from int8.
+//
+// Filtering happens before ranking, so a filtered query returns K
+// candidates whenever K rows match.
+//
+// # Keyword leg and the document-frequency cap
+//
+// Memories are indexed in a contentless FTS5 table with the "ascii"
+// tokenizer over core.NormalizeText(content), i.e. core's own tokens
+// separated by spaces, plus one token per document naming its project, so
+// a query can be restricted to its project inside FTS5. A query term is
+// used only if it is exactly one core token (no other string exists in the
+// index) and always as a quoted string, so no FTS5 syntax can reach MATCH.
+// The query shape is fixed: FTS5's top N by bm25 in a MATERIALIZED CTE,
+// joined to memories by rowid, then filtered in Go; if filtering leaves
+// fewer than the limit, the query is repeated with a larger N.
+//
+// The BM25 statistics core needs (documents, total length and the document
+// frequency of each term, over every memory of the project in any state)
+// are kept in memory per project, updated on commit and rebuilt on Open.
+//
+// The cap: a term found in more than max([Config].MinCappedDF,
+// [Config].MaxDFFraction × documents) documents of the project (defaults
+// 1000 and 5%) is left out of the MATCH. Such a term has an IDF below
+// ln(1+19) ≈ 3, a third or less of a rare term's, and asking FTS5 for it
+// means ranking tens of thousands of rows (40–65 ms at 100K documents).
+// What changes: a memory that contains only capped terms of the query is not
+// proposed by the keyword leg; it can still be found by the vector leg, and
+// core scores capped terms with full BM25 on every candidate either leg
+// proposes (the statistics always include them). If every term of a query
+// is capped, the keyword leg proposes nothing. Rankings among the proposed
+// candidates are unchanged.
+package sqlitevec

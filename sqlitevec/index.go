@@ -1,0 +1,459 @@
+package sqlitevec
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"sync"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/athena-edge/athena-edge/core"
+)
+
+// index is the in-memory side of the store: per project, the filter
+// metadata of every memory, a compact form of its embedding, and the
+// keyword statistics BM25 needs. SQLite rows are the source of truth: the
+// index is rebuilt from them on Open and changed only after a commit.
+//
+// Embeddings are kept as int8 (per-vector scale, ~1/4 of float32) plus a
+// sign-bit code per vector: 100K × 768-d costs ~87 MB instead of 307 MB.
+// Each row also keeps the norm of its quantization error, which bounds how
+// far the int8 score can be from the true cosine, so the exact mode can
+// prove which rows need their float32 vector re-read from SQLite.
+//
+// index is safe for concurrent use: queries hold mu for reading, apply
+// holds it for writing.
+type index struct {
+	mu    sync.RWMutex
+	parts map[core.ID]*part
+	where map[int64]loc // rid → where the row lives
+	docs  int64         // documents in every part
+}
+
+type loc struct {
+	p    *part
+	slot int32
+}
+
+// part is one project's rows.
+type part struct {
+	project core.ID
+	dim     int // 0 until the first vector
+	words   int // 64-bit words per sign code
+
+	rids   []int64
+	meta   []rowMeta
+	alive  []bool
+	hasVec []bool
+	codes  []uint64  // slot*words
+	q8     []int8    // slot*dim
+	scale  []float32 // int8 → normalized float32
+	errb   []float32 // ‖normalized vector − dequantized‖
+	free   []int32
+	live   int
+
+	center   []float32 // codes are sign(v − center)
+	centerN  int       // vectors when center was computed
+	building bool      // during buildIndex: codes are computed at the end
+
+	// keyword statistics over every memory of the project
+	docs     int64
+	totalLen int64
+	df       map[string]int64
+	seen     map[string]struct{} // scratch for addText
+}
+
+// qvec is a quantized, normalized vector.
+type qvec struct {
+	q     []int8
+	scale float32
+	errb  float32
+}
+
+// indexOp is one committed change to apply.
+type indexOp struct {
+	rid  int64
+	del  bool
+	row  rowMeta
+	vec  *qvec
+	proj core.ID
+
+	textChanged bool
+	hadText     bool
+	oldProject  core.ID
+	oldText     string
+	newText     string
+}
+
+func newIndex() *index {
+	return &index{parts: map[core.ID]*part{}, where: map[int64]loc{}}
+}
+
+func (ix *index) count() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.where)
+}
+
+// quantize normalizes v and quantizes it to int8. It returns nil for a
+// nil or zero vector.
+func quantize(v []float32) *qvec {
+	if len(v) == 0 {
+		return nil
+	}
+	var n float64
+	var maxAbs float32
+	for _, f := range v {
+		n += float64(f) * float64(f)
+		maxAbs = max(maxAbs, f, -f)
+	}
+	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+		return nil
+	}
+	inv := float32(1 / math.Sqrt(n))
+	scale := maxAbs * inv / 127
+	toQ := 1 / scale
+	q := make([]int8, len(v))
+	var e float32
+	for i, f := range v {
+		u := f * inv
+		r := int32(u*toQ+128.5) - 128 // round half up; u*toQ is in [-127, 127]
+		q[i] = int8(r)
+		d := u - float32(r)*scale
+		e += d * d
+	}
+	// float32 rounding in u and the products is far below 1e-6 per
+	// component; the slack keeps the bound an upper bound.
+	return &qvec{q: q, scale: scale, errb: float32(math.Sqrt(float64(e))) + 1e-5}
+}
+
+func (p *part) ensureDim(dim int) bool {
+	if p.dim == 0 {
+		p.dim = dim
+		p.words = (dim + 63) / 64
+		p.center = make([]float32, dim)
+		// Rows added before the first vector had no room: give them some.
+		n := len(p.rids)
+		p.codes = make([]uint64, n*p.words)
+		p.q8 = make([]int8, n*dim)
+	}
+	return p.dim == dim
+}
+
+func (ix *index) part(project core.ID) *part {
+	p := ix.parts[project]
+	if p == nil {
+		p = &part{project: project, df: map[string]int64{}}
+		ix.parts[project] = p
+	}
+	return p
+}
+
+// add puts a row in p and returns its slot.
+func (p *part) add(rid int64, row rowMeta, v *qvec) int32 {
+	if v != nil {
+		p.ensureDim(len(v.q))
+	}
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		slot = int32(len(p.rids))
+		p.rids = append(p.rids, 0)
+		p.meta = append(p.meta, rowMeta{})
+		p.alive = append(p.alive, false)
+		p.hasVec = append(p.hasVec, false)
+		p.scale = append(p.scale, 0)
+		p.errb = append(p.errb, 0)
+		if p.dim > 0 {
+			p.codes = append(p.codes, make([]uint64, p.words)...)
+			p.q8 = append(p.q8, make([]int8, p.dim)...)
+		}
+	}
+	p.rids[slot], p.meta[slot], p.alive[slot] = rid, row, true
+	p.live++
+	p.setVec(slot, v)
+	return slot
+}
+
+func (p *part) setVec(slot int32, v *qvec) {
+	if v == nil || p.dim == 0 || len(v.q) != p.dim {
+		p.hasVec[slot] = false
+		return
+	}
+	copy(p.q8[int(slot)*p.dim:], v.q)
+	p.scale[slot], p.errb[slot], p.hasVec[slot] = v.scale, v.errb, true
+	p.encode(slot)
+}
+
+// encode computes the sign code of slot from its int8 vector and center.
+// Branch-free: the bits are close to random, so a branch would mispredict
+// half the time.
+func (p *part) encode(slot int32) {
+	if p.building {
+		return // recenter encodes every row once the build is done
+	}
+	q := p.q8[int(slot)*p.dim : int(slot+1)*p.dim]
+	code := p.codes[int(slot)*p.words : int(slot+1)*p.words]
+	s := p.scale[slot]
+	c := p.center[:len(q)]
+	for w := range code {
+		var word uint64
+		lo := w * 64
+		hi := min(lo+64, len(q))
+		for i := lo; i < hi; i++ {
+			// sign bit of center − value: 1 when the value is above the center
+			word |= uint64(math.Float32bits(c[i]-float32(q[i])*s)>>31) << (i - lo)
+		}
+		code[w] = word
+	}
+}
+
+func (p *part) remove(slot int32) {
+	p.alive[slot], p.hasVec[slot] = false, false
+	p.meta[slot] = rowMeta{}
+	p.free = append(p.free, slot)
+	p.live--
+}
+
+// recenter recomputes the center of the codes and re-encodes every row,
+// when the part has grown enough since the last time for it to matter.
+func (p *part) recenter(force bool) {
+	if p.dim == 0 || !force && (p.live < 256 || p.live < 2*p.centerN) {
+		return
+	}
+	sum := make([]float64, p.dim)
+	n := 0
+	for slot := range p.rids {
+		if !p.hasVec[slot] {
+			continue
+		}
+		s := float64(p.scale[slot])
+		for i, x := range p.q8[slot*p.dim : (slot+1)*p.dim] {
+			sum[i] += float64(x) * s
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	for i := range sum {
+		p.center[i] = float32(sum[i] / float64(n))
+	}
+	p.centerN = n
+	p.building = false
+	var wg sync.WaitGroup
+	const workers = 2
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for slot := w; slot < len(p.rids); slot += workers {
+				if p.hasVec[slot] {
+					p.encode(int32(slot))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// addText adds (sign 1) or removes (sign -1) a document's statistics.
+func (p *part) addText(content string, sign int64) {
+	toks := core.Tokenize(content)
+	p.docs += sign
+	p.totalLen += sign * int64(len(toks))
+	if p.seen == nil {
+		p.seen = map[string]struct{}{}
+	}
+	seen := p.seen
+	clear(seen)
+	for _, t := range toks {
+		if _, ok := seen[t]; ok {
+			continue
+		}
+		seen[t] = struct{}{}
+		if n := p.df[t] + sign; n > 0 {
+			p.df[t] = n
+		} else {
+			delete(p.df, t)
+		}
+	}
+}
+
+// apply applies committed operations, in order.
+func (ix *index) apply(ops []indexOp) {
+	if len(ops) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	touched := map[*part]struct{}{}
+	for i := range ops {
+		op := &ops[i]
+		if op.hadText && op.textChanged || op.del {
+			if p := ix.parts[op.oldProject]; p != nil {
+				p.addText(op.oldText, -1)
+				ix.docs--
+			}
+		}
+		at, exists := ix.where[op.rid]
+		if op.del {
+			if exists {
+				at.p.remove(at.slot)
+				delete(ix.where, op.rid)
+			}
+			continue
+		}
+		if op.textChanged {
+			ix.part(op.proj).addText(op.newText, 1)
+			ix.docs++
+		}
+		if exists && at.p.project != op.proj {
+			at.p.remove(at.slot)
+			exists = false
+		}
+		if exists {
+			at.p.meta[at.slot] = op.row
+			if op.vec != nil {
+				at.p.ensureDim(len(op.vec.q))
+			}
+			at.p.setVec(at.slot, op.vec)
+			touched[at.p] = struct{}{}
+			continue
+		}
+		p := ix.part(op.proj)
+		slot := p.add(op.rid, op.row, op.vec)
+		ix.where[op.rid] = loc{p: p, slot: slot}
+		touched[p] = struct{}{}
+	}
+	for p := range touched {
+		p.recenter(false)
+	}
+}
+
+// buildIndex reads every memory row and builds the index.
+func buildIndex(ctx context.Context, c *conn, cfg *Config) (*index, error) {
+	ix := newIndex()
+	type raw struct {
+		rid     int64
+		row     rowMeta
+		project core.ID
+		content string
+		emb     []byte
+	}
+	// One goroutine reads rows (SQLite is single-threaded per connection)
+	// while another quantizes vectors and counts terms.
+	const batch = 512
+	ch := make(chan []raw, 8)
+	type done struct {
+		rid  int64
+		proj core.ID
+		row  rowMeta
+		vec  *qvec
+		text string
+	}
+	out := make(chan []done, 8)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rs := range ch {
+				ds := make([]done, len(rs))
+				for i := range rs {
+					r := &rs[i]
+					ds[i] = done{rid: r.rid, proj: r.project, row: r.row, vec: quantizeBlob(r.emb), text: r.content}
+				}
+				out <- ds
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		cur := make([]raw, 0, batch)
+		err := c.query(`SELECT rid, id, project_id, content, embedding, memory_type, domain, tags, session_id,
+			state, created_at, last_accessed FROM memories`, nil, func(st *sqlite3.Stmt) error {
+			r := raw{rid: st.ColumnInt64(0), project: core.ID(st.ColumnText(2)), content: st.ColumnText(3),
+				emb: st.ColumnBlob(4, nil)}
+			r.row = rowMeta{id: core.ID(st.ColumnText(1)), typ: core.MemoryType(st.ColumnText(5)),
+				domain: st.ColumnText(6), session: st.ColumnText(8), state: core.State(st.ColumnText(9)),
+				created: st.ColumnInt64(10), accessed: st.ColumnInt64(11)}
+			if tags := st.ColumnRawText(7); len(tags) > 2 {
+				if err := jsonUnmarshal(tags, &r.row.tags); err != nil {
+					return err
+				}
+			}
+			cur = append(cur, r)
+			if len(cur) == batch {
+				ch <- cur
+				cur = make([]raw, 0, batch)
+			}
+			return nil
+		})
+		if len(cur) > 0 {
+			ch <- cur
+		}
+		readErr <- err
+	}()
+	for ds := range out {
+		for i := range ds {
+			d := &ds[i]
+			p := ix.part(d.proj)
+			p.building = true
+			p.addText(d.text, 1)
+			ix.docs++
+			slot := p.add(d.rid, d.row, d.vec)
+			ix.where[d.rid] = loc{p: p, slot: slot}
+		}
+	}
+	if err := <-readErr; err != nil {
+		return nil, err
+	}
+	for _, p := range ix.parts {
+		p.recenter(true)
+	}
+	return ix, ctx.Err()
+}
+
+func quantizeBlob(b []byte) *qvec {
+	if len(b) < 4 {
+		return nil
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return quantize(v)
+}
+
+// hamming is the number of differing bits of two codes.
+func hamming(a, b []uint64) int {
+	n := 0
+	for i := range a {
+		n += bits.OnesCount64(a[i] ^ b[i])
+	}
+	return n
+}
+
+// dotI8 is Σ q[i]·x[i].
+func dotI8(q []float32, x []int8) float32 {
+	x = x[:len(q)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(q); i += 4 {
+		s0 += q[i] * float32(x[i])
+		s1 += q[i+1] * float32(x[i+1])
+		s2 += q[i+2] * float32(x[i+2])
+		s3 += q[i+3] * float32(x[i+3])
+	}
+	for ; i < len(q); i++ {
+		s0 += q[i] * float32(x[i])
+	}
+	return s0 + s1 + s2 + s3
+}

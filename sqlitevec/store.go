@@ -1,0 +1,390 @@
+package sqlitevec
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+	_ "github.com/ncruces/go-sqlite3/vfs/memdb" // registers the "memdb" VFS for in-memory stores
+
+	"github.com/athena-edge/athena-edge/core"
+)
+
+// Defaults for [Config] fields left zero.
+const (
+	DefaultBusyTimeout      = 5 * time.Second
+	DefaultSynchronous      = "FULL"
+	DefaultReaders          = 4
+	DefaultExactThreshold   = 4096
+	DefaultOversample       = 20
+	DefaultMaxDFFraction    = 0.05
+	DefaultMinCappedDF      = 1000
+	defaultMinShortlist     = 1000
+	defaultKeywordOverfetch = 2
+)
+
+// Config configures [Open]. The zero value opens a fresh in-memory
+// database with the defaults below. Config is a plain value; Open copies it.
+type Config struct {
+	// Path is the database file. "" opens a private in-memory database
+	// (the ncruces "memdb" VFS), unique to this Open and gone on Close.
+	Path string
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// connection or process before failing with SQLITE_BUSY. Default 5s.
+	BusyTimeout time.Duration
+	// Synchronous is PRAGMA synchronous: "FULL" (default), "EXTRA",
+	// "NORMAL" or "OFF". With FULL every acknowledged commit is fsynced to
+	// the write-ahead log before Update returns (see the package docs'
+	// Durability section); NORMAL, ncruces' default for WAL, may lose the
+	// last commits on power loss.
+	Synchronous string
+	// Readers is the number of reader connections View draws from, so up to
+	// Readers read transactions run at once, alongside the writer.
+	// Default 4.
+	Readers int
+	// CacheDir holds wazero's compilation cache, so that a warm start skips
+	// compiling SQLite to machine code. "" means os.UserCacheDir()/
+	// athena-edge/wazero; "-" disables the cache. A missing directory is
+	// created; one that cannot be created or written is ignored (no cache),
+	// never an error. The first Open in a process fixes the cache for the
+	// whole process (see runtime.go).
+	CacheDir string
+
+	// ExactThreshold is the number of rows matching a vector query's
+	// filter at or below which the vector leg scans them exactly instead of
+	// using the approximate index. Default 4096.
+	ExactThreshold int
+	// Oversample is how many candidates per wanted result the approximate
+	// vector leg shortlists by Hamming distance of sign-bit codes before
+	// rescoring them (at least 1000 in all). Default 20.
+	Oversample int
+	// MaxDFFraction and MinCappedDF cap keyword terms: a term found in more
+	// than max(MinCappedDF, MaxDFFraction × documents of the project)
+	// documents is left out of the FTS5 MATCH (core still scores it on
+	// every candidate). Defaults 0.05 and 1000. A negative MaxDFFraction
+	// disables the cap.
+	MaxDFFraction float64
+	MinCappedDF   int
+}
+
+func (c Config) withDefaults() Config {
+	if c.BusyTimeout <= 0 {
+		c.BusyTimeout = DefaultBusyTimeout
+	}
+	if c.Synchronous == "" {
+		c.Synchronous = DefaultSynchronous
+	}
+	if c.Readers <= 0 {
+		c.Readers = DefaultReaders
+	}
+	if c.ExactThreshold <= 0 {
+		c.ExactThreshold = DefaultExactThreshold
+	}
+	if c.Oversample <= 0 {
+		c.Oversample = DefaultOversample
+	}
+	if c.MaxDFFraction == 0 {
+		c.MaxDFFraction = DefaultMaxDFFraction
+	}
+	if c.MinCappedDF <= 0 {
+		c.MinCappedDF = DefaultMinCappedDF
+	}
+	return c
+}
+
+// pageSize is the page size of new database files. Large pages mean fewer
+// WAL frames (one write each) per ingested memory: a 768-d embedding is
+// 3 KiB, stored twice (row and change log).
+var pageSize = 16384
+
+// OpenStats reports what Open spent its time on.
+type OpenStats struct {
+	Total    time.Duration // the whole Open
+	Index    time.Duration // rebuilding the vector index and keyword statistics from rows
+	Memories int           // memories indexed
+	CacheDir string        // the wazero compilation cache in use, "" for none
+	InMemory bool
+}
+
+// Store is the SQLite edge store, a [core.Backend]. It holds one writer
+// connection (Update runs one transaction at a time), a pool of reader
+// connections (View), an in-memory vector index and per-project keyword
+// statistics. A Store is safe for concurrent use by multiple goroutines.
+type Store struct {
+	cfg     Config
+	name    string // the path, or ":memory:"
+	w       *conn
+	writeMu sync.Mutex
+	readers chan *conn
+	idx     *index
+	stats   OpenStats
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	closed bool
+	active int
+}
+
+var _ core.Backend = (*Store)(nil)
+var _ core.Initializer = (*Store)(nil)
+var _ core.Namer = (*Store)(nil)
+
+// Open opens (creating if needed) the database cfg.Path, migrates its
+// schema and rebuilds the in-memory indexes from its rows. A file that is
+// not an SQLite database, or is corrupt, fails with an error naming it.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	switch strings.ToUpper(cfg.Synchronous) {
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+		cfg.Synchronous = strings.ToUpper(cfg.Synchronous)
+	default:
+		return nil, fmt.Errorf("sqlitevec: open: synchronous %q: %w (want OFF, NORMAL, FULL or EXTRA)", cfg.Synchronous, core.ErrInvalid)
+	}
+	cacheDir, err := initRuntime(cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, name: cfg.Path, readers: make(chan *conn, cfg.Readers)}
+	s.cond = sync.NewCond(&s.mu)
+	s.stats.CacheDir = cacheDir
+	uri := cfg.Path
+	flags := sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_NOMUTEX
+	if cfg.Path == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		uri = "file:/athena-edge-" + hex.EncodeToString(b[:]) + "?vfs=memdb"
+		flags |= sqlite3.OPEN_URI
+		s.name = ":memory:"
+		s.stats.InMemory = true
+	}
+	fail := func(op string, err error) (*Store, error) {
+		s.closeConns()
+		if errors.Is(err, sqlite3.NOTADB) || errors.Is(err, sqlite3.CORRUPT) {
+			return nil, fmt.Errorf("sqlitevec: open %s: not an SQLite database or corrupt: %w", s.name, err)
+		}
+		return nil, fmt.Errorf("sqlitevec: open %s: %s: %w", s.name, op, err)
+	}
+	if s.w, err = openConn(ctx, uri, flags); err != nil {
+		return fail("connect", err)
+	}
+	if err := s.setup(s.w, true); err != nil {
+		return fail("configure", err)
+	}
+	if err := migrate(ctx, s.w); err != nil {
+		return fail("migrate", err)
+	}
+	for range cfg.Readers {
+		r, err := openConn(ctx, uri, flags)
+		if err != nil {
+			return fail("connect reader", err)
+		}
+		s.readers <- r
+		if err := s.setup(r, false); err != nil {
+			return fail("configure reader", err)
+		}
+	}
+	t := time.Now()
+	if s.idx, err = buildIndex(ctx, s.w, &s.cfg); err != nil {
+		return fail("build index", err)
+	}
+	s.stats.Index = time.Since(t)
+	s.stats.Memories = s.idx.count()
+	s.stats.Total = time.Since(start)
+	return s, nil
+}
+
+// setup configures a connection. Every connection gets the busy timeout
+// and the synchronous level; the writer also switches the file to WAL.
+func (s *Store) setup(c *conn, writer bool) error {
+	if err := c.c.BusyTimeout(s.cfg.BusyTimeout); err != nil {
+		return err
+	}
+	pragmas := `PRAGMA synchronous = ` + s.cfg.Synchronous + `; PRAGMA temp_store = MEMORY;`
+	if writer {
+		if s.cfg.Path != "" {
+			// page_size only takes effect on a new, empty database. Setting
+			// the journal mode reads the header: a garbage file fails here.
+			if err := c.c.Exec(fmt.Sprintf(`PRAGMA page_size = %d; PRAGMA journal_mode = WAL`, pageSize)); err != nil {
+				return err
+			}
+		}
+		pragmas += ` PRAGMA cache_size = -16384;`
+	} else {
+		pragmas += ` PRAGMA query_only = 1; PRAGMA cache_size = -8192;`
+	}
+	if err := c.c.Exec(pragmas); err != nil {
+		return err
+	}
+	if s.cfg.Path != "" && writer {
+		// Verify that WAL is really on (it is not on read-only media).
+		var mode string
+		err := c.query(`PRAGMA journal_mode`, nil, func(st *sqlite3.Stmt) error { mode = st.ColumnText(0); return nil })
+		if err != nil {
+			return err
+		}
+		if mode != "wal" {
+			return fmt.Errorf("journal mode is %q, want wal", mode)
+		}
+	}
+	return nil
+}
+
+// Stats returns what Open measured.
+func (s *Store) Stats() OpenStats { return s.stats }
+
+// Name returns "sqlite".
+func (s *Store) Name() string { return "sqlite" }
+
+// Initialize brings the schema up to date. Open already did; it is safe to
+// call any number of times.
+func (s *Store) Initialize(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := migrate(ctx, s.w); err != nil {
+		return fmt.Errorf("sqlitevec: initialize: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return core.ErrClosed
+	}
+	s.active++
+	return nil
+}
+
+func (s *Store) leave() {
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 {
+		s.cond.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// Update runs fn in a write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits it if fn returns nil. The in-memory
+// indexes see fn's writes only once the commit has succeeded.
+func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	c := s.w
+	if err := c.begin(ctx, `BEGIN IMMEDIATE`); err != nil {
+		err = c.wrap("begin", err)
+		_ = c.end(false)
+		return err
+	}
+	tx := &writeTx{readTx: readTx{s: s, c: c}}
+	if err := fn(tx); err != nil {
+		if eerr := c.end(false); eerr != nil {
+			return errors.Join(err, c.wrap("rollback", eerr))
+		}
+		return err
+	}
+	if err := ctx.Err(); err != nil { // a cancelled transaction never commits
+		_ = c.end(false)
+		return err
+	}
+	if err := c.end(true); err != nil {
+		return c.wrap("commit", err)
+	}
+	s.idx.apply(tx.ops)
+	return nil
+}
+
+// View runs fn in a read transaction on a reader connection: a consistent
+// snapshot of the database as of its first read.
+func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	var c *conn
+	select {
+	case c = <-s.readers:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { s.readers <- c }()
+	if err := c.begin(ctx, `BEGIN DEFERRED`); err != nil {
+		err = c.wrap("begin", err)
+		_ = c.end(false)
+		return err
+	}
+	err := fn(&readTx{s: s, c: c})
+	if eerr := c.end(false); eerr != nil && err == nil {
+		err = c.wrap("end read", eerr)
+	}
+	return err
+}
+
+// Ping runs a trivial query on a reader connection.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.View(ctx, func(r core.ReadTx) error {
+		c := r.(*readTx).c
+		return c.wrap("ping", c.query(`SELECT 1`, nil, func(*sqlite3.Stmt) error { return nil }))
+	})
+}
+
+// Close waits for running transactions, then closes every connection. Later
+// calls to any method return core.ErrClosed; Close itself is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for s.active > 0 {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	if err := s.closeConns(); err != nil {
+		return fmt.Errorf("sqlitevec: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) closeConns() error {
+	var errs []error
+	for {
+		select {
+		case r := <-s.readers:
+			errs = append(errs, r.close())
+			continue
+		default:
+		}
+		break
+	}
+	if s.w != nil {
+		// The writer closes last: closing the last connection of a WAL
+		// database checkpoints it and removes the -wal and -shm files.
+		errs = append(errs, s.w.close())
+		s.w = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,647 @@
+package sqlitevec
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/athena-edge/athena-edge/core"
+)
+
+// readTx implements core.ReadTx on one connection inside a transaction. It
+// is used by one goroutine, only while the function given to View or
+// Update runs.
+type readTx struct {
+	s *Store
+	c *conn
+}
+
+// writeTx adds the writes. Index operations are buffered in ops and
+// applied by Update after COMMIT succeeds; a rollback drops them.
+type writeTx struct {
+	readTx
+	ops []indexOp
+}
+
+var (
+	_ core.ReadTx  = (*readTx)(nil)
+	_ core.WriteTx = (*writeTx)(nil)
+)
+
+// ---- encoding ----
+
+func ms(t time.Time) int64 { return core.UnixMilli(t) }
+
+func fromMS(v int64) time.Time { return core.FromUnixMilli(v) }
+
+func vecBlob(v []float32) []byte {
+	if v == nil {
+		return nil
+	}
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func blobVec(b []byte) []float32 {
+	if b == nil {
+		return nil
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+func jsonText(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// ---- projects ----
+
+const projectCols = `id, name, path, language, description, embedding_model, embedding_dim,
+	consolidation_interval_ns, created_at, updated_at, last_accessed, version_hlc, version_device`
+
+func scanProject(st *sqlite3.Stmt) core.Project {
+	return core.Project{
+		ID: core.ID(st.ColumnText(0)), Name: st.ColumnText(1), Path: st.ColumnText(2),
+		Language: st.ColumnText(3), Description: st.ColumnText(4), EmbeddingModel: st.ColumnText(5),
+		EmbeddingDim: st.ColumnInt(6), ConsolidationInterval: time.Duration(st.ColumnInt64(7)),
+		CreatedAt: fromMS(st.ColumnInt64(8)), UpdatedAt: fromMS(st.ColumnInt64(9)),
+		LastAccessed: fromMS(st.ColumnInt64(10)),
+		Version:      core.Stamp{HLC: core.HLC(st.ColumnInt64(11)), Device: st.ColumnText(12)},
+	}
+}
+
+func (t *readTx) projects(op, where string, args ...any) ([]core.Project, error) {
+	out := []core.Project{}
+	err := t.c.query(`SELECT `+projectCols+` FROM projects `+where, args, func(st *sqlite3.Stmt) error {
+		out = append(out, scanProject(st))
+		return nil
+	})
+	return out, t.c.wrap(op, err)
+}
+
+func (t *readTx) Project(ctx context.Context, id core.ID) (core.Project, error) {
+	ps, err := t.projects("project", `WHERE id = ?`, id)
+	if err != nil {
+		return core.Project{}, err
+	}
+	if len(ps) == 0 {
+		return core.Project{}, fmt.Errorf("sqlitevec: project %s: %w", id, core.ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+func (t *readTx) ProjectBy(ctx context.Context, name, path string) (core.Project, error) {
+	var ps []core.Project
+	var err error
+	if name != "" {
+		ps, err = t.projects("project by name", `WHERE name = ?`, name)
+	} else {
+		ps, err = t.projects("project by path", `WHERE path = ?`, path)
+	}
+	if err != nil {
+		return core.Project{}, err
+	}
+	if len(ps) == 0 {
+		return core.Project{}, fmt.Errorf("sqlitevec: project %q%q: %w", name, path, core.ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+func (t *readTx) Projects(ctx context.Context) ([]core.Project, error) {
+	return t.projects("projects", `ORDER BY name`)
+}
+
+func (t *writeTx) PutProject(ctx context.Context, p core.Project) error {
+	err := t.c.exec(`INSERT INTO projects (`+projectCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, path = excluded.path, language = excluded.language,
+		description = excluded.description, embedding_model = excluded.embedding_model,
+		embedding_dim = excluded.embedding_dim, consolidation_interval_ns = excluded.consolidation_interval_ns,
+		created_at = excluded.created_at, updated_at = excluded.updated_at, last_accessed = excluded.last_accessed,
+		version_hlc = excluded.version_hlc, version_device = excluded.version_device`,
+		p.ID, p.Name, p.Path, p.Language, p.Description, p.EmbeddingModel, p.EmbeddingDim,
+		int64(p.ConsolidationInterval), ms(p.CreatedAt), ms(p.UpdatedAt), ms(p.LastAccessed),
+		uint64(p.Version.HLC), p.Version.Device)
+	return t.c.wrap("put project", err)
+}
+
+// ---- memories ----
+
+const memoryCols = `rid, id, project_id, content, embedding, embedding_model, memory_type, domain, tags,
+	session_id, event_type, code_language, code_hash, usefulness, confidence, access_count, quality_score,
+	state, superseded_by, created_at, updated_at, last_accessed, last_retrieved, consolidated_at,
+	version_hlc, version_device, state_version_hlc, state_version_device, access_by_device`
+
+func scanMemory(st *sqlite3.Stmt) (core.Memory, error) {
+	m := core.Memory{
+		ID: core.ID(st.ColumnText(1)), ProjectID: core.ID(st.ColumnText(2)), Content: st.ColumnText(3),
+		Embedding: blobVec(st.ColumnRawBlob(4)), EmbeddingModel: st.ColumnText(5),
+		MemoryType: core.MemoryType(st.ColumnText(6)), Domain: st.ColumnText(7),
+		SessionID: st.ColumnText(9), EventType: st.ColumnText(10), CodeLanguage: st.ColumnText(11),
+		CodeHash: st.ColumnText(12), Usefulness: st.ColumnFloat(13), Confidence: st.ColumnFloat(14),
+		AccessCount: st.ColumnInt64(15), QualityScore: st.ColumnFloat(16), State: core.State(st.ColumnText(17)),
+		SupersededBy: core.ID(st.ColumnText(18)), CreatedAt: fromMS(st.ColumnInt64(19)),
+		UpdatedAt: fromMS(st.ColumnInt64(20)), LastAccessed: fromMS(st.ColumnInt64(21)),
+		LastRetrieved: fromMS(st.ColumnInt64(22)), ConsolidatedAt: fromMS(st.ColumnInt64(23)),
+		Version:      core.Stamp{HLC: core.HLC(st.ColumnInt64(24)), Device: st.ColumnText(25)},
+		StateVersion: core.Stamp{HLC: core.HLC(st.ColumnInt64(26)), Device: st.ColumnText(27)},
+	}
+	if err := json.Unmarshal(st.ColumnRawText(8), &m.Tags); err != nil {
+		return m, fmt.Errorf("memory %s: tags: %w", m.ID, err)
+	}
+	if raw := st.ColumnRawText(28); len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &m.AccessByDevice); err != nil {
+			return m, fmt.Errorf("memory %s: access_by_device: %w", m.ID, err)
+		}
+	}
+	return m, nil
+}
+
+func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memory, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(f.IDs) > 0 {
+		return t.memoriesByID(&f)
+	}
+	var where []string
+	var args []any
+	if f.ProjectID != "" {
+		where, args = append(where, `project_id = ?`), append(args, f.ProjectID)
+	}
+	if len(f.States) > 0 {
+		v, _ := jsonText(f.States)
+		where, args = append(where, `state IN (SELECT value FROM json_each(?))`), append(args, v)
+	}
+	if len(f.Types) > 0 {
+		v, _ := jsonText(f.Types)
+		where, args = append(where, `memory_type IN (SELECT value FROM json_each(?))`), append(args, v)
+	}
+	if f.Domain != "" {
+		where, args = append(where, `domain = ?`), append(args, f.Domain)
+	}
+	if f.SessionID != "" {
+		where, args = append(where, `session_id = ?`), append(args, f.SessionID)
+	}
+	if f.AfterID != "" {
+		op := `id > ?`
+		if f.Newest {
+			op = `id < ?`
+		}
+		where, args = append(where, op), append(args, f.AfterID)
+	}
+	sql := `SELECT ` + memoryCols + ` FROM memories`
+	if len(where) > 0 {
+		sql += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	if f.Newest {
+		sql += ` ORDER BY id DESC`
+	} else {
+		sql += ` ORDER BY id`
+	}
+	// Tags and time ranges are checked in Go with core's own Match, so
+	// that filters mean exactly the same on every store.
+	out := []core.Memory{}
+	err := t.c.query(sql, args, func(st *sqlite3.Stmt) error {
+		m, err := scanMemory(st)
+		if err != nil {
+			return err
+		}
+		if f.Match(&m) {
+			out = append(out, m)
+		}
+		if f.Limit > 0 && len(out) >= f.Limit {
+			return errStop
+		}
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return out, t.c.wrap("memories", err)
+}
+
+// memoriesByID looks each ID up by the unique index (an IN list with
+// ORDER BY id lets the planner scan the whole index in order instead).
+func (t *readTx) memoriesByID(f *core.MemoryFilter) ([]core.Memory, error) {
+	out := make([]core.Memory, 0, len(f.IDs))
+	seen := make(map[core.ID]struct{}, len(f.IDs))
+	for _, id := range f.IDs {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		err := t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id = ?`, []any{id}, func(st *sqlite3.Stmt) error {
+			m, err := scanMemory(st)
+			if err != nil {
+				return err
+			}
+			if f.Match(&m) {
+				out = append(out, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, t.c.wrap("memories", err)
+		}
+	}
+	slices.SortFunc(out, func(a, b core.Memory) int {
+		if f.Newest {
+			return cmp.Compare(b.ID, a.ID)
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+var errStop = fmt.Errorf("stop")
+
+func (t *readTx) Tombstoned(ctx context.Context, id core.ID) (bool, error) {
+	found := false
+	err := t.c.query(`SELECT 1 FROM tombstones WHERE id = ?`, []any{id}, func(*sqlite3.Stmt) error {
+		found = true
+		return nil
+	})
+	return found, t.c.wrap("tombstoned", err)
+}
+
+func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The previous row, if any: its rid, project and content decide what
+	// the keyword statistics lose.
+	var old struct {
+		found   bool
+		rid     int64
+		project core.ID
+		content string
+	}
+	err := t.c.query(`SELECT rid, project_id, content FROM memories WHERE id = ?`, []any{m.ID}, func(st *sqlite3.Stmt) error {
+		old.found, old.rid, old.project, old.content = true, st.ColumnInt64(0), core.ID(st.ColumnText(1)), st.ColumnText(2)
+		return nil
+	})
+	if err != nil {
+		return t.c.wrap("put memory", err)
+	}
+	tags := m.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	tagsJSON, err := jsonText(tags)
+	if err != nil {
+		return fmt.Errorf("sqlitevec: put memory: tags: %w", err)
+	}
+	abd := ""
+	if len(m.AccessByDevice) > 0 {
+		if abd, err = jsonText(m.AccessByDevice); err != nil {
+			return fmt.Errorf("sqlitevec: put memory: access_by_device: %w", err)
+		}
+	}
+	var rid int64
+	err = t.c.query(`INSERT INTO memories (`+memoryCols[len("rid, "):]+`)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content,
+		embedding = excluded.embedding, embedding_model = excluded.embedding_model,
+		memory_type = excluded.memory_type, domain = excluded.domain, tags = excluded.tags,
+		session_id = excluded.session_id, event_type = excluded.event_type,
+		code_language = excluded.code_language, code_hash = excluded.code_hash,
+		usefulness = excluded.usefulness, confidence = excluded.confidence,
+		access_count = excluded.access_count, quality_score = excluded.quality_score, state = excluded.state,
+		superseded_by = excluded.superseded_by, created_at = excluded.created_at,
+		updated_at = excluded.updated_at, last_accessed = excluded.last_accessed,
+		last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
+		version_hlc = excluded.version_hlc, version_device = excluded.version_device,
+		state_version_hlc = excluded.state_version_hlc, state_version_device = excluded.state_version_device,
+		access_by_device = excluded.access_by_device
+		RETURNING rid`,
+		[]any{m.ID, m.ProjectID, m.Content, vecBlob(m.Embedding), m.EmbeddingModel, string(m.MemoryType), m.Domain,
+			tagsJSON, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence,
+			m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy, ms(m.CreatedAt), ms(m.UpdatedAt),
+			ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt), uint64(m.Version.HLC), m.Version.Device,
+			uint64(m.StateVersion.HLC), m.StateVersion.Device, abd},
+		func(st *sqlite3.Stmt) error { rid = st.ColumnInt64(0); return nil })
+	if err != nil {
+		return t.c.wrap("put memory", err)
+	}
+	textChanged := !old.found || old.content != m.Content || old.project != m.ProjectID
+	op := indexOp{rid: rid, row: rowFromMemory(&m), proj: m.ProjectID}
+	if textChanged {
+		if old.found {
+			if err := t.c.exec(`DELETE FROM memories_fts WHERE rowid = ?`, rid); err != nil {
+				return t.c.wrap("put memory: unindex text", err)
+			}
+			op.oldProject, op.oldText, op.hadText = old.project, old.content, true
+		}
+		if err := t.c.exec(`INSERT INTO memories_fts (rowid, body) VALUES (?, ?)`, rid, ftsBody(m.ProjectID, m.Content)); err != nil {
+			return t.c.wrap("put memory: index text", err)
+		}
+		op.newText, op.textChanged = m.Content, true
+	}
+	op.vec = quantize(m.Embedding)
+	t.ops = append(t.ops, op)
+	return nil
+}
+
+// ftsBody is what the FTS5 table indexes for a memory: its project token
+// and core's normalized text.
+func ftsBody(project core.ID, content string) string {
+	return projectToken(project) + " " + core.NormalizeText(content)
+}
+
+// projectToken is the FTS5 token that marks a project's documents.
+func projectToken(project core.ID) string {
+	return "_p" + strings.ReplaceAll(string(project), "-", "")
+}
+
+func (t *writeTx) DeleteMemory(ctx context.Context, id core.ID) error {
+	var old struct {
+		found   bool
+		rid     int64
+		project core.ID
+		content string
+	}
+	err := t.c.query(`SELECT rid, project_id, content FROM memories WHERE id = ?`, []any{id}, func(st *sqlite3.Stmt) error {
+		old.found, old.rid, old.project, old.content = true, st.ColumnInt64(0), core.ID(st.ColumnText(1)), st.ColumnText(2)
+		return nil
+	})
+	if err != nil {
+		return t.c.wrap("delete memory", err)
+	}
+	if old.found {
+		if err := t.c.exec(`DELETE FROM memories WHERE rid = ?`, old.rid); err != nil {
+			return t.c.wrap("delete memory", err)
+		}
+		if err := t.c.exec(`DELETE FROM memories_fts WHERE rowid = ?`, old.rid); err != nil {
+			return t.c.wrap("delete memory: unindex text", err)
+		}
+		t.ops = append(t.ops, indexOp{rid: old.rid, del: true, oldProject: old.project, oldText: old.content, hadText: true})
+	}
+	err = t.c.exec(`INSERT INTO tombstones (id, deleted_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, time.Now().UnixMilli())
+	return t.c.wrap("delete memory: tombstone", err)
+}
+
+// ---- events, tasks, goals, code, relationships ----
+
+const eventCols = `id, project_id, session_id, ts, event_type, content, outcome, context, learned, surprise,
+	confidence, embedding, embedding_model, consolidated, consolidated_into, created_at, version_hlc, version_device`
+
+func (t *readTx) Events(ctx context.Context, f core.EventFilter) ([]core.Event, error) {
+	where, args := filterSQL([]string{"project_id", "id", "session_id"}, string(f.ProjectID), string(f.ID), f.SessionID)
+	if f.Consolidated != nil {
+		where, args = appendWhere(where, `consolidated = ?`), append(args, *f.Consolidated)
+	}
+	out := []core.Event{}
+	err := t.c.query(`SELECT `+eventCols+` FROM events`+where+` ORDER BY ts, id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		e := core.Event{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), SessionID: st.ColumnText(2),
+			Timestamp: fromMS(st.ColumnInt64(3)), EventType: st.ColumnText(4), Content: st.ColumnText(5),
+			Outcome: st.ColumnText(6), Learned: st.ColumnText(8), Surprise: st.ColumnFloat(9),
+			Confidence: st.ColumnFloat(10), Embedding: blobVec(st.ColumnRawBlob(11)), EmbeddingModel: st.ColumnText(12),
+			Consolidated: st.ColumnBool(13), ConsolidatedInto: core.ID(st.ColumnText(14)),
+			CreatedAt: fromMS(st.ColumnInt64(15)),
+			Version:   core.Stamp{HLC: core.HLC(st.ColumnInt64(16)), Device: st.ColumnText(17)},
+		}
+		if err := json.Unmarshal(st.ColumnRawText(7), &e.Context); err != nil {
+			return fmt.Errorf("event %s: context: %w", e.ID, err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, t.c.wrap("events", err)
+}
+
+func (t *writeTx) PutEvent(ctx context.Context, e core.Event) error {
+	evctx, err := jsonText(e.Context)
+	if err != nil {
+		return fmt.Errorf("sqlitevec: put event: context: %w", err)
+	}
+	err = t.c.exec(`INSERT OR REPLACE INTO events (`+eventCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		e.ID, e.ProjectID, e.SessionID, ms(e.Timestamp), e.EventType, e.Content, e.Outcome, evctx, e.Learned,
+		e.Surprise, e.Confidence, vecBlob(e.Embedding), e.EmbeddingModel, e.Consolidated, e.ConsolidatedInto,
+		ms(e.CreatedAt), uint64(e.Version.HLC), e.Version.Device)
+	return t.c.wrap("put event", err)
+}
+
+const taskCols = `id, project_id, title, description, status, priority, goal_id, parent_id, due_at,
+	created_at, updated_at, completed_at, version_hlc, version_device`
+
+func (t *readTx) Tasks(ctx context.Context, f core.TaskFilter) ([]core.Task, error) {
+	where, args := filterSQL([]string{"project_id", "id", "status", "goal_id"}, string(f.ProjectID), string(f.ID), f.Status, string(f.GoalID))
+	out := []core.Task{}
+	err := t.c.query(`SELECT `+taskCols+` FROM tasks`+where+` ORDER BY priority DESC, id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		out = append(out, core.Task{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), Title: st.ColumnText(2),
+			Description: st.ColumnText(3), Status: st.ColumnText(4), Priority: st.ColumnInt(5),
+			GoalID: core.ID(st.ColumnText(6)), ParentID: core.ID(st.ColumnText(7)), DueAt: fromMS(st.ColumnInt64(8)),
+			CreatedAt: fromMS(st.ColumnInt64(9)), UpdatedAt: fromMS(st.ColumnInt64(10)),
+			CompletedAt: fromMS(st.ColumnInt64(11)),
+			Version:     core.Stamp{HLC: core.HLC(st.ColumnInt64(12)), Device: st.ColumnText(13)},
+		})
+		return nil
+	})
+	return out, t.c.wrap("tasks", err)
+}
+
+func (t *writeTx) PutTask(ctx context.Context, v core.Task) error {
+	err := t.c.exec(`INSERT OR REPLACE INTO tasks (`+taskCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.Title, v.Description, v.Status, v.Priority, v.GoalID, v.ParentID, ms(v.DueAt),
+		ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), uint64(v.Version.HLC), v.Version.Device)
+	return t.c.wrap("put task", err)
+}
+
+const goalCols = `id, project_id, title, description, status, priority, parent_id, progress, due_at,
+	created_at, updated_at, version_hlc, version_device`
+
+func (t *readTx) Goals(ctx context.Context, f core.GoalFilter) ([]core.Goal, error) {
+	where, args := filterSQL([]string{"project_id", "id", "status"}, string(f.ProjectID), string(f.ID), f.Status)
+	out := []core.Goal{}
+	err := t.c.query(`SELECT `+goalCols+` FROM goals`+where+` ORDER BY priority DESC, id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		out = append(out, core.Goal{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), Title: st.ColumnText(2),
+			Description: st.ColumnText(3), Status: st.ColumnText(4), Priority: st.ColumnInt(5),
+			ParentID: core.ID(st.ColumnText(6)), Progress: st.ColumnFloat(7), DueAt: fromMS(st.ColumnInt64(8)),
+			CreatedAt: fromMS(st.ColumnInt64(9)), UpdatedAt: fromMS(st.ColumnInt64(10)),
+			Version: core.Stamp{HLC: core.HLC(st.ColumnInt64(11)), Device: st.ColumnText(12)},
+		})
+		return nil
+	})
+	return out, t.c.wrap("goals", err)
+}
+
+func (t *writeTx) PutGoal(ctx context.Context, v core.Goal) error {
+	err := t.c.exec(`INSERT OR REPLACE INTO goals (`+goalCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.Title, v.Description, v.Status, v.Priority, v.ParentID, v.Progress, ms(v.DueAt),
+		ms(v.CreatedAt), ms(v.UpdatedAt), uint64(v.Version.HLC), v.Version.Device)
+	return t.c.wrap("put goal", err)
+}
+
+const codeCols = `id, project_id, memory_id, file_path, name, entity_type, language, signature, docstring,
+	semantic_hash, complexity, line_start, line_end, created_at, updated_at, version_hlc, version_device`
+
+func (t *readTx) CodeEntities(ctx context.Context, f core.CodeFilter) ([]core.CodeEntity, error) {
+	where, args := filterSQL([]string{"project_id", "id", "memory_id", "file_path"}, string(f.ProjectID), string(f.ID), string(f.MemoryID), f.FilePath)
+	out := []core.CodeEntity{}
+	err := t.c.query(`SELECT `+codeCols+` FROM code_entities`+where+` ORDER BY id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		out = append(out, core.CodeEntity{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), MemoryID: core.ID(st.ColumnText(2)),
+			FilePath: st.ColumnText(3), Name: st.ColumnText(4), EntityType: st.ColumnText(5),
+			Language: st.ColumnText(6), Signature: st.ColumnText(7), Docstring: st.ColumnText(8),
+			SemanticHash: st.ColumnText(9), Complexity: st.ColumnInt(10), LineStart: st.ColumnInt(11),
+			LineEnd: st.ColumnInt(12), CreatedAt: fromMS(st.ColumnInt64(13)), UpdatedAt: fromMS(st.ColumnInt64(14)),
+			Version: core.Stamp{HLC: core.HLC(st.ColumnInt64(15)), Device: st.ColumnText(16)},
+		})
+		return nil
+	})
+	return out, t.c.wrap("code entities", err)
+}
+
+func (t *writeTx) PutCodeEntity(ctx context.Context, v core.CodeEntity) error {
+	err := t.c.exec(`INSERT OR REPLACE INTO code_entities (`+codeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.MemoryID, v.FilePath, v.Name, v.EntityType, v.Language, v.Signature, v.Docstring,
+		v.SemanticHash, v.Complexity, v.LineStart, v.LineEnd, ms(v.CreatedAt), ms(v.UpdatedAt),
+		uint64(v.Version.HLC), v.Version.Device)
+	return t.c.wrap("put code entity", err)
+}
+
+const depCols = `id, project_id, from_id, to_id, dependency_type, created_at, version_hlc, version_device`
+
+func (t *readTx) CodeDependencies(ctx context.Context, f core.CodeFilter) ([]core.CodeDependency, error) {
+	where, args := filterSQL([]string{"project_id", "id"}, string(f.ProjectID), string(f.ID))
+	out := []core.CodeDependency{}
+	err := t.c.query(`SELECT `+depCols+` FROM code_dependencies`+where+` ORDER BY id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		out = append(out, core.CodeDependency{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), FromID: core.ID(st.ColumnText(2)),
+			ToID: core.ID(st.ColumnText(3)), Type: st.ColumnText(4), CreatedAt: fromMS(st.ColumnInt64(5)),
+			Version: core.Stamp{HLC: core.HLC(st.ColumnInt64(6)), Device: st.ColumnText(7)},
+		})
+		return nil
+	})
+	return out, t.c.wrap("code dependencies", err)
+}
+
+func (t *writeTx) PutCodeDependency(ctx context.Context, v core.CodeDependency) error {
+	err := t.c.exec(`INSERT OR REPLACE INTO code_dependencies (`+depCols+`) VALUES (?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.FromID, v.ToID, v.Type, ms(v.CreatedAt), uint64(v.Version.HLC), v.Version.Device)
+	return t.c.wrap("put code dependency", err)
+}
+
+const relCols = `id, project_id, from_id, to_id, relationship_type, strength, created_at, version_hlc, version_device`
+
+func (t *readTx) Relationships(ctx context.Context, f core.RelationshipFilter) ([]core.Relationship, error) {
+	where, args := filterSQL([]string{"project_id", "id"}, string(f.ProjectID), string(f.ID))
+	if f.MemoryID != "" {
+		where, args = appendWhere(where, `(from_id = ? OR to_id = ?)`), append(args, f.MemoryID, f.MemoryID)
+	}
+	out := []core.Relationship{}
+	err := t.c.query(`SELECT `+relCols+` FROM relationships`+where+` ORDER BY id`+limitSQL(f.Limit), args, func(st *sqlite3.Stmt) error {
+		out = append(out, core.Relationship{
+			ID: core.ID(st.ColumnText(0)), ProjectID: core.ID(st.ColumnText(1)), FromID: core.ID(st.ColumnText(2)),
+			ToID: core.ID(st.ColumnText(3)), Type: st.ColumnText(4), Strength: st.ColumnFloat(5),
+			CreatedAt: fromMS(st.ColumnInt64(6)),
+			Version:   core.Stamp{HLC: core.HLC(st.ColumnInt64(7)), Device: st.ColumnText(8)},
+		})
+		return nil
+	})
+	return out, t.c.wrap("relationships", err)
+}
+
+func (t *writeTx) PutRelationship(ctx context.Context, v core.Relationship) error {
+	err := t.c.exec(`INSERT OR REPLACE INTO relationships (`+relCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.FromID, v.ToID, v.Type, v.Strength, ms(v.CreatedAt), uint64(v.Version.HLC), v.Version.Device)
+	return t.c.wrap("put relationship", err)
+}
+
+// filterSQL builds "WHERE col = ? AND ..." for the non-empty values.
+func filterSQL(cols []string, vals ...string) (string, []any) {
+	where := ""
+	var args []any
+	for i, v := range vals {
+		if v != "" {
+			where = appendWhere(where, cols[i]+` = ?`)
+			args = append(args, v)
+		}
+	}
+	return where, args
+}
+
+func appendWhere(where, cond string) string {
+	if where == "" {
+		return ` WHERE ` + cond
+	}
+	return where + ` AND ` + cond
+}
+
+func limitSQL(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(` LIMIT %d`, n)
+}
+
+// ---- change log ----
+
+func (t *readTx) LastSeq(ctx context.Context, device string) (uint64, error) {
+	var seq int64
+	err := t.c.query(`SELECT coalesce(max(seq), 0) FROM changes WHERE device = ?`, []any{device}, func(st *sqlite3.Stmt) error {
+		seq = st.ColumnInt64(0)
+		return nil
+	})
+	return uint64(seq), t.c.wrap("last seq", err)
+}
+
+func (t *readTx) Changes(ctx context.Context, after int64, limit int, exclude string) ([]core.Change, error) {
+	out := []core.Change{}
+	if limit <= 0 {
+		return out, nil
+	}
+	err := t.c.query(`SELECT pos, device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason
+		FROM changes WHERE pos > ? AND (? = '' OR device != ?) ORDER BY pos LIMIT ?`, []any{after, exclude, exclude, limit},
+		func(st *sqlite3.Stmt) error {
+			out = append(out, core.Change{
+				Pos: st.ColumnInt64(0), Device: st.ColumnText(1), Seq: uint64(st.ColumnInt64(2)),
+				HLC: core.HLC(st.ColumnInt64(3)), Kind: core.Kind(st.ColumnText(4)),
+				ProjectID: core.ID(st.ColumnText(5)), EntityID: core.ID(st.ColumnText(6)),
+				Payload: json.RawMessage(st.ColumnText(7)), Vector: blobVec(st.ColumnRawBlob(8)),
+				Status: core.Status(st.ColumnText(9)), Reason: st.ColumnText(10),
+			})
+			return nil
+		})
+	return out, t.c.wrap("changes", err)
+}
+
+func (t *writeTx) AppendChange(ctx context.Context, c *core.Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var pos int64
+	err := t.c.query(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
+		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING pos`,
+		[]any{c.Device, c.Seq, uint64(c.HLC), string(c.Kind), c.ProjectID, c.EntityID, string(c.Payload),
+			vecBlob(c.Vector), string(c.Status), c.Reason},
+		func(st *sqlite3.Stmt) error { pos = st.ColumnInt64(0); return nil })
+	if err != nil {
+		return t.c.wrap(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
+	}
+	c.Pos = pos
+	return nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
