@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -131,8 +132,8 @@ func (e *SkewError) Unwrap() error { return ErrInvalid }
 // one device with a wild clock cannot drag every replica into the future.
 func (c *Clock) Observe(remote HLC) error {
 	pt := c.now().UnixMilli()
-	if ahead := time.Duration(remote.WallMS()-pt) * time.Millisecond; ahead > c.maxSkew {
-		return &SkewError{Remote: remote, Ahead: ahead, Max: c.maxSkew}
+	if ahead := remote.WallMS() - pt; ahead > c.maxSkew.Milliseconds() { // in ms: in ns it would overflow
+		return &SkewError{Remote: remote, Ahead: time.Duration(min(ahead, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond, Max: c.maxSkew}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

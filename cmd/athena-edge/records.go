@@ -27,8 +27,8 @@ func parseTime(flagName, s string) (time.Time, error) {
 func eventCommand() *command {
 	var (
 		session, typ, outcome, cwd, task, phase, branch, learned, ts string
-		files                                                       listFlag
-		surprise, confidence                                        float64
+		files                                                        listFlag
+		surprise, confidence                                         float64
 	)
 	return &command{
 		name: "event", summary: "episodic events: add CONTENT, list [--session S]",
