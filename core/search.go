@@ -90,7 +90,7 @@ type Explain struct {
 	Fusion               string   `json:"fusion"`
 	VectorRank           int      `json:"vector_rank"`  // 1-based rank in the vector leg, 0 if it did not propose the hit
 	KeywordRank          int      `json:"keyword_rank"` // 1-based rank in the keyword leg, 0 if absent
-	Exact                bool     `json:"vector_exact"`
+	Exact                bool     `json:"vector_exact"` // the vector leg ran exactly (a scan), not through an approximate index
 	SemanticRaw          float64  `json:"semantic_raw"`
 	SemanticContribution float64  `json:"semantic_contribution"`
 	KeywordRaw           float64  `json:"keyword_raw"`
@@ -260,6 +260,10 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		}
 	}
 
+	vexact := len(vec) > 0
+	for _, c := range vec {
+		vexact = vexact && c.Exact
+	}
 	vrank := make(map[ID]int, len(vec))
 	krank := make(map[ID]int, len(kw.Candidates))
 	ids := make([]ID, 0, len(vec)+len(kw.Candidates))
@@ -312,7 +316,7 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		}
 		maxKW = max(maxKW, h.Keyword)
 		if q.Explain {
-			h.Explain = &Explain{Fusion: q.Fusion, VectorRank: vrank[m.ID], KeywordRank: krank[m.ID], Exact: p.exact,
+			h.Explain = &Explain{Fusion: q.Fusion, VectorRank: vrank[m.ID], KeywordRank: krank[m.ID], Exact: vexact,
 				SemanticRaw: h.Semantic, KeywordRaw: h.Keyword, MatchedTerms: matched}
 		}
 		hits = append(hits, h)

@@ -215,6 +215,9 @@ type VectorLeg struct {
 type Candidate struct {
 	ID    ID
 	Score float64
+	// Exact is set by a vector leg that found this candidate by an exact
+	// search (a full scan of the matching rows) rather than an index.
+	Exact bool
 }
 
 // KeywordLeg asks a store for keyword candidates.

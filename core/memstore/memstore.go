@@ -341,7 +341,7 @@ func (t *tx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Candidat
 	out := []core.Candidate{}
 	for _, m := range t.s.Memories {
 		if leg.Filter.Match(&m) {
-			out = append(out, core.Candidate{ID: m.ID, Score: core.Cosine(leg.Vector, m.Embedding)})
+			out = append(out, core.Candidate{ID: m.ID, Score: core.Cosine(leg.Vector, m.Embedding), Exact: true})
 		}
 	}
 	sortCandidates(out)
