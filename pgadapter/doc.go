@@ -1,0 +1,71 @@
+// Package pgadapter is athena-edge's central store: a [core.Backend] on
+// PostgreSQL 15+ with pgvector 0.8, through a pgx/v5 pool ([pgxpool]) and
+// pgvector-go. It stores and proposes candidates; [core.DB] makes every
+// decision (validation, merge, scoring).
+//
+// # Configuration
+//
+// [New] takes a [Config] whose zero value connects to
+// postgres://athena@localhost:5432/athena with a pool of 2–10 connections,
+// the schema "public" and a 30 s statement timeout. [ConfigFromEnv] reads
+// the seed's variables (ATHENA_POSTGRES_URL, or ATHENA_POSTGRES_HOST,
+// _PORT, _DBNAME, _USER, _PASSWORD; _MIN_SIZE, _MAX_SIZE) through a getenv
+// function, so the package itself never reads the environment. New
+// migrates the schema: versioned migrations, each applied once, in one
+// transaction under a database-wide advisory lock, so several servers may
+// start at once. The pgvector extension is created in public if missing;
+// connections use search_path "<schema>, public".
+//
+// The schema mirrors core's model: projects (unique name and path, a fixed
+// embedding dimension), memories with a pgvector column of any dimension
+// (a foreign key on (project_id, embedding_dim) and a CHECK on
+// vector_dims reject a vector of the wrong dimension even if validation is
+// bypassed), a generated tsvector over core's own tokens with a GIN index,
+// and one HNSW index per dimension, created with the first project of that
+// dimension: a partial expression index over
+// l2_normalize(embedding)::halfvec(dim). Events, tasks, goals, code
+// entities and dependencies, relationships, tombstones, the change log,
+// devices, sync cursors and core's meta table complete it. Times are
+// bigint Unix milliseconds (0 for the zero time).
+//
+// # Search
+//
+// The vector leg searches the HNSW index with hnsw.ef_search =
+// max(Config.EfSearch, 2k) and iterative scans (so filters do not starve
+// it), forcing the index (at 10K rows the planner prefers a scan and a
+// sort), then rescores at full precision. It falls back to an exact scan
+// when the index yields fewer than k rows, and is exact for small projects
+// (Config.ExactBelow), ID filters and VectorLeg.Exact. The keyword leg
+// quotes each core term as a tsquery lexeme (terms that are not letters
+// and digits are dropped, so user text is never query syntax) and returns
+// document frequencies and the per-project document count and total
+// length that core needs for BM25, in one round trip.
+//
+// # Concurrency
+//
+// A [Store] is safe for concurrent use, and several processes may share one
+// database. Update runs READ COMMITTED transactions; reading a memory or a
+// tombstone by ID inside one takes a transaction-scoped advisory lock on
+// the ID first, so read-modify-write of one memory (access counters,
+// state) is serialized across connections and processes without lost
+// updates. Locks are taken in ID order; a transaction that already holds
+// locks only tries further ones and is re-run, taking its whole lock set
+// up front, rather than risking a deadlock. Per-project BM25 statistics
+// are updated once per transaction, just before COMMIT.
+//
+// # Retries
+//
+// Update and View re-run their function (core's functions are re-runnable)
+// on errors [Retryable] reports: serialization failures (40001),
+// deadlocks (40P01), lost connections (for example a backend terminated by
+// pg_terminate_backend) and avoided lock waits, up to Config.MaxRetries
+// times with jittered exponential backoff. A COMMIT whose answer is lost
+// is resolved, not guessed: before committing, Update notes its
+// transaction ID, and afterwards asks pg_xact_status; a committed
+// transaction returns nil, an aborted one is re-run, and an undecidable
+// one returns an error wrapping [ErrCommitUnknown]. Statement timeouts
+// (57014) and context errors are never retried. Driver errors are
+// translated: unique violations to [core.ErrConflict], missing rows to
+// [core.ErrNotFound], dimension violations to [core.ErrDimMismatch], a
+// closed store to [core.ErrClosed], each keeping the cause.
+package pgadapter

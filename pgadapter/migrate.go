@@ -1,0 +1,273 @@
+package pgadapter
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrationLockKey is the pg_advisory_xact_lock key every athena-edge
+// server takes while migrating, whatever its schema: migrations are rare
+// and short, and one key also serializes CREATE EXTENSION, which is
+// database-wide.
+const migrationLockKey = 0x617468656e61 // "athena"
+
+// migrations are applied in order, each once, in one transaction under the
+// advisory lock. Append only: a shipped migration never changes.
+var migrations = []string{
+	// 1: the core model.
+	`
+CREATE TABLE projects (
+	id text PRIMARY KEY,
+	name text NOT NULL UNIQUE,
+	path text NOT NULL UNIQUE,
+	language text NOT NULL DEFAULT '',
+	description text NOT NULL DEFAULT '',
+	embedding_model text NOT NULL,
+	embedding_dim int NOT NULL CHECK (embedding_dim BETWEEN 1 AND 16000),
+	consolidation_interval_ns bigint NOT NULL DEFAULT 0,
+	created_at bigint NOT NULL DEFAULT 0,
+	updated_at bigint NOT NULL DEFAULT 0,
+	last_accessed bigint NOT NULL DEFAULT 0,
+	version_hlc bigint NOT NULL DEFAULT 0,
+	version_device text NOT NULL DEFAULT '',
+	UNIQUE (id, embedding_dim)
+);
+
+-- Per-project BM25 statistics over every memory (any state), kept in the
+-- same transaction as the memory writes.
+CREATE TABLE project_stats (
+	project_id text PRIMARY KEY REFERENCES projects(id),
+	docs bigint NOT NULL DEFAULT 0,
+	total_len bigint NOT NULL DEFAULT 0
+);
+
+CREATE TABLE memories (
+	id text PRIMARY KEY,
+	project_id text NOT NULL,
+	content text NOT NULL,
+	-- strings.Join(core.Tokenize(content), " "): Postgres indexes core's
+	-- terms, so every store agrees on what a term is.
+	terms text NOT NULL,
+	doc_len int NOT NULL,
+	tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', terms)) STORED,
+	embedding vector,
+	embedding_dim int NOT NULL,
+	embedding_model text NOT NULL DEFAULT '',
+	memory_type text NOT NULL,
+	domain text NOT NULL DEFAULT '',
+	tags text[],
+	session_id text NOT NULL DEFAULT '',
+	event_type text NOT NULL DEFAULT '',
+	code_language text NOT NULL DEFAULT '',
+	code_hash text NOT NULL DEFAULT '',
+	usefulness float8 NOT NULL DEFAULT 0,
+	confidence float8 NOT NULL DEFAULT 0,
+	access_count bigint NOT NULL DEFAULT 0,
+	quality_score float8 NOT NULL DEFAULT 0,
+	state text NOT NULL,
+	superseded_by text NOT NULL DEFAULT '',
+	created_at bigint NOT NULL DEFAULT 0,
+	updated_at bigint NOT NULL DEFAULT 0,
+	last_accessed bigint NOT NULL DEFAULT 0,
+	last_retrieved bigint NOT NULL DEFAULT 0,
+	consolidated_at bigint NOT NULL DEFAULT 0,
+	version_hlc bigint NOT NULL DEFAULT 0,
+	version_device text NOT NULL DEFAULT '',
+	state_hlc bigint NOT NULL DEFAULT 0,
+	state_device text NOT NULL DEFAULT '',
+	access_by_device jsonb,
+	-- The project's dimension is fixed; a vector of another dimension is
+	-- rejected here even if validation was bypassed.
+	CONSTRAINT memories_project_dim_fkey FOREIGN KEY (project_id, embedding_dim) REFERENCES projects(id, embedding_dim),
+	CONSTRAINT memories_embedding_dim_check CHECK (embedding IS NULL OR vector_dims(embedding) = embedding_dim)
+);
+CREATE INDEX memories_project_idx ON memories (project_id, id);
+CREATE INDEX memories_project_created_idx ON memories (project_id, created_at);
+CREATE INDEX memories_tsv_idx ON memories USING gin (tsv);
+CREATE INDEX memories_tags_idx ON memories USING gin (tags);
+
+CREATE TABLE tombstones (
+	id text PRIMARY KEY,
+	project_id text NOT NULL,
+	deleted_at bigint NOT NULL
+);
+
+-- Records whose meaning core owns (last-writer-wins as a whole) keep the
+-- full record as JSON in body, with a column for every filter and order.
+CREATE TABLE events (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	session_id text NOT NULL,
+	ts bigint NOT NULL,
+	consolidated bool NOT NULL,
+	embedding vector,
+	body jsonb NOT NULL
+);
+CREATE INDEX events_project_ts_idx ON events (project_id, ts, id);
+
+CREATE TABLE tasks (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	status text NOT NULL,
+	priority int NOT NULL,
+	goal_id text NOT NULL,
+	body jsonb NOT NULL
+);
+CREATE INDEX tasks_project_idx ON tasks (project_id, priority DESC, id);
+
+CREATE TABLE goals (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	status text NOT NULL,
+	priority int NOT NULL,
+	body jsonb NOT NULL
+);
+CREATE INDEX goals_project_idx ON goals (project_id, priority DESC, id);
+
+CREATE TABLE code_entities (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	memory_id text NOT NULL,
+	file_path text NOT NULL,
+	body jsonb NOT NULL
+);
+CREATE INDEX code_entities_project_idx ON code_entities (project_id, file_path);
+CREATE INDEX code_entities_memory_idx ON code_entities (memory_id);
+
+CREATE TABLE code_dependencies (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	from_id text NOT NULL,
+	to_id text NOT NULL,
+	body jsonb NOT NULL
+);
+CREATE INDEX code_dependencies_project_idx ON code_dependencies (project_id, id);
+
+CREATE TABLE relationships (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	from_id text NOT NULL,
+	to_id text NOT NULL,
+	body jsonb NOT NULL
+);
+CREATE INDEX relationships_from_idx ON relationships (from_id);
+CREATE INDEX relationships_to_idx ON relationships (to_id);
+
+-- The change log. payload keeps the exact JSON bytes; vector is the
+-- embedding as little-endian float32 (bit-exact, -0 and subnormals too).
+CREATE TABLE changes (
+	pos bigserial PRIMARY KEY,
+	device text NOT NULL,
+	seq bigint NOT NULL,
+	hlc bigint NOT NULL,
+	kind text NOT NULL,
+	project_id text NOT NULL,
+	entity_id text NOT NULL,
+	payload json NOT NULL,
+	vector bytea,
+	status text NOT NULL,
+	reason text NOT NULL DEFAULT '',
+	UNIQUE (device, seq)
+);
+CREATE INDEX changes_project_pos_idx ON changes (project_id, pos);
+
+-- Sync (the sync issue): devices with hashed bearer tokens, and one
+-- cursor per device and project.
+CREATE TABLE devices (
+	id text PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects(id),
+	token_hash bytea NOT NULL UNIQUE,
+	created_at bigint NOT NULL,
+	revoked_at bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE sync_cursors (
+	device_id text NOT NULL REFERENCES devices(id),
+	project_id text NOT NULL REFERENCES projects(id),
+	pos bigint NOT NULL DEFAULT 0,
+	updated_at bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (device_id, project_id)
+);
+
+-- One HNSW index per embedding dimension, created with the first project
+-- of that dimension (see hnswIndexSQL).
+CREATE TABLE vector_indexes (
+	dim int PRIMARY KEY,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+	// 2: core.MetaTx, a key-value table in the same transactions as the rest.
+	`
+CREATE TABLE meta (
+	key text COLLATE "C" PRIMARY KEY,
+	value text NOT NULL
+);
+`,
+}
+
+// migrate brings the schema to the latest version. It is idempotent and
+// safe to run from several processes at once: everything happens in one
+// transaction under a database-wide advisory lock.
+func migrate(ctx context.Context, conn *pgx.Conn, schema string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// Migrations (and waiting for another server's) may outlast the
+		// statement timeout; ctx bounds them instead.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockKey)); err != nil {
+			return err
+		}
+		var hasVector bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')").Scan(&hasVector); err != nil {
+			return err
+		}
+		if !hasVector {
+			if _, err := tx.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS vector SCHEMA public"); err != nil {
+				return fmt.Errorf("create extension vector (needs pgvector >= 0.8 installed): %w", err)
+			}
+		}
+		id := pgx.Identifier{schema}.Sanitize()
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL search_path = "+id+", public"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var cur int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
+			return err
+		}
+		for v := cur + 1; v <= len(migrations); v++ {
+			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// hnswIndexSQL is the HNSW index for one dimension: a partial expression
+// index over the normalized vector as halfvec (half the size, so 768-d
+// entries stay small, and normalizing first keeps every element in range).
+// The vector leg rescores its candidates at full precision.
+func hnswIndexSQL(dim int, concurrently bool) string {
+	c := ""
+	if concurrently {
+		c = "CONCURRENTLY "
+	}
+	return fmt.Sprintf(`CREATE INDEX %sIF NOT EXISTS memories_hnsw_%d ON memories
+		USING hnsw ((l2_normalize(embedding)::halfvec(%d)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)
+		WHERE embedding_dim = %d`, c, dim, dim, dim)
+}
+
+// maxIndexDim is pgvector's limit for HNSW on halfvec.
+const maxIndexDim = 4000
