@@ -179,3 +179,34 @@ func TestExportImportRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exp, again, "export → import → export is exact")
 }
+
+func TestConsolidateCommand(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"ATHENA_DB_PATH": filepath.Join(t.TempDir(), "m.db"), "PWD": "/nowhere"}
+	for range 2 {
+		_, _, err := cli(t, env, "remember", "the build uses Go 1.26")
+		require.NoError(t, err)
+	}
+	type report struct {
+		DryRun bool `json:"dry_run"`
+		Writes int  `json:"writes"`
+		Merged []struct {
+			Survivor string `json:"survivor"`
+		} `json:"merged"`
+	}
+	run := func(args ...string) report {
+		out, _, err := cli(t, env, append([]string{"--json", "consolidate"}, args...)...)
+		require.NoError(t, err)
+		var r report
+		require.NoError(t, json.Unmarshal([]byte(out), &r))
+		return r
+	}
+	dry := run("--dry-run")
+	assert.True(t, dry.DryRun)
+	require.Len(t, dry.Merged, 1)
+	again := run("--dry-run")
+	assert.Equal(t, dry, again, "a dry run changes nothing")
+	real := run()
+	assert.Equal(t, dry.Merged, real.Merged)
+	assert.Zero(t, run().Writes, "a second run right after the first changes nothing")
+}
