@@ -170,19 +170,27 @@ func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
 		if err := decodePayload(c, &p); err != nil {
 			return Effect{Status: StatusRejected, Reason: err.Error()}
 		}
-		if p.Count <= cur.AccessByDevice[c.Device] {
-			return Effect{Status: StatusSuperseded, Reason: "counter already at or past this value"}
+		// The device's counter and last_accessed are two independent
+		// maximums, so the result does not depend on the order changes
+		// arrive in, even when a device's clock stepped back between two
+		// of its own accesses.
+		at := FromUnixMilli(p.AtMS)
+		higher, later := p.Count > cur.AccessByDevice[c.Device], at.After(cur.LastAccessed)
+		if !higher && !later {
+			return Effect{Status: StatusSuperseded, Reason: "counter and access time already at or past these values"}
 		}
 		next := cur.Clone()
-		if next.AccessByDevice == nil {
-			next.AccessByDevice = map[string]int64{}
+		if higher {
+			if next.AccessByDevice == nil {
+				next.AccessByDevice = map[string]int64{}
+			}
+			next.AccessByDevice[c.Device] = p.Count
+			next.AccessCount = 0
+			for _, n := range next.AccessByDevice {
+				next.AccessCount += n
+			}
 		}
-		next.AccessByDevice[c.Device] = p.Count
-		next.AccessCount = 0
-		for _, n := range next.AccessByDevice {
-			next.AccessCount += n
-		}
-		if at := FromUnixMilli(p.AtMS); at.After(next.LastAccessed) {
+		if later {
 			next.LastAccessed, next.LastRetrieved = at, at
 		}
 		next.QualityScore = Quality(next.Usefulness, next.Confidence, next.AccessCount)

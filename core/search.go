@@ -22,6 +22,9 @@ const (
 	DefaultThreshold      = 0.3 // semantic search's minimum cosine similarity
 	DefaultRRFK           = 60
 	DefaultK              = 10
+	// ExactKeywordLimit is how many keyword candidates an exact search
+	// asks for: all of them, on any collection exact search is meant for.
+	ExactKeywordLimit = 100_000
 )
 
 // Query is a search. Zero fields take defaults: K 10, weighted fusion with
@@ -210,6 +213,12 @@ func (db *DB) planQuery(q *Query) (plan, error) {
 		p.terms = Terms(q.Text)
 		if len(p.terms) > 0 {
 			p.keywordK = max(q.K*4, 50)
+			if q.Exact {
+				// An exact search scores every keyword match, so the
+				// candidate set cannot depend on how a store pre-ranks
+				// them: the answer is the same on every store.
+				p.keywordK = ExactKeywordLimit
+			}
 		}
 	}
 	return p, nil

@@ -8,6 +8,7 @@ type State string
 // Consolidation states. The seed's lifecycle, now enforced:
 //
 //	unconsolidated → consolidating → consolidated
+//	consolidating → unconsolidated              (an aborted consolidation)
 //	consolidated → labile → reconsolidating → consolidated
 //	labile → consolidated                       (the window closed untouched)
 //	unconsolidated, consolidated → archived → consolidated

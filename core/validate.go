@@ -432,7 +432,10 @@ func (l Limits) ValidateCodeEntity(c *CodeEntity) error {
 	if c.Complexity < 0 {
 		return fieldErr("complexity", "must not be negative, got %d", c.Complexity)
 	}
-	if c.LineStart < 0 || c.LineEnd < c.LineStart {
+	if c.LineStart < 0 {
+		return fieldErr("line_start", "must not be negative, got %d", c.LineStart)
+	}
+	if c.LineEnd < c.LineStart {
 		return fieldErr("line_end", "lines must satisfy 0 <= line_start <= line_end, got %d..%d", c.LineStart, c.LineEnd)
 	}
 	return checkOptionalID("memory_id", c.MemoryID)
