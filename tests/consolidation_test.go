@@ -2,8 +2,6 @@ package tests
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -17,9 +15,7 @@ import (
 
 	"github.com/athena-edge/athena-edge/core"
 	"github.com/athena-edge/athena-edge/core/memstore"
-	"github.com/athena-edge/athena-edge/pgadapter"
 	"github.com/athena-edge/athena-edge/sqlitevec"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -225,39 +221,6 @@ func consLoad(t *testing.T, db *core.DB, clock *consClock, specs []consSpec, evs
 	clock.Set(consNow)
 }
 
-type consStore struct {
-	name string
-	open func(t *testing.T) core.Backend
-}
-
-func consStores() []consStore {
-	return []consStore{
-		{"memstore", func(t *testing.T) core.Backend { return memstore.New() }},
-		{"sqlitevec", func(t *testing.T) core.Backend {
-			s, err := sqlitevec.Open(t.Context(), sqlitevec.Config{})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		}},
-		{"pgadapter", func(t *testing.T) core.Backend {
-			url := os.Getenv("ATHENA_TEST_PG_URL")
-			if url == "" {
-				t.Skip("ATHENA_TEST_PG_URL not set; run scripts/pg.sh or scripts/test.sh")
-			}
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			schema := "cons_" + hex.EncodeToString(b[:])
-			s, err := pgadapter.New(t.Context(), pgadapter.Config{DSN: url, Schema: schema, MinConns: 1, MaxConns: 4})
-			require.NoError(t, err)
-			t.Cleanup(func() {
-				_, _ = s.Pool().Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-				_ = s.Close()
-			})
-			return s
-		}},
-	}
-}
-
 func consDB(b core.Backend, device string, clock *consClock) *core.DB {
 	return core.New(b, core.Config{Device: device, Embedder: consEmbedder{}, Clock: core.NewClock(core.ClockConfig{Now: clock.Now})})
 }
@@ -315,7 +278,7 @@ func TestConsolidationSameOnEveryStore(t *testing.T) {
 			results := map[string]result{}
 			var mu sync.Mutex
 			t.Run("stores", func(t *testing.T) {
-				for _, st := range consStores() {
+				for _, st := range allStores() {
 					t.Run(st.name, func(t *testing.T) {
 						t.Parallel()
 						clock := &consClock{}
@@ -349,7 +312,7 @@ func TestConsolidationSameOnEveryStore(t *testing.T) {
 // further run on either changes nothing.
 func TestConsolidationEdgesConverge(t *testing.T) {
 	t.Parallel()
-	open := consStores()[1].open
+	open := allStores()[1].open
 	specs, evs := consInput(7)
 	clock := &consClock{}
 	origin := consDB(memstore.New(), "origin", clock)
