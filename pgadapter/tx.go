@@ -98,7 +98,9 @@ func (t *tx) addStats(project core.ID, docs, length int64) {
 }
 
 // lock takes transaction-scoped advisory locks on ids (write transactions
-// only), in a fixed order, skipping those already held.
+// only), in a fixed order, skipping those already held. Advisory locks are
+// database-wide, so the keys hash the schema name with the ID: stores in
+// different schemas of one database never contend.
 //
 // A transaction that holds no lock yet waits for the ones it needs. One
 // that already holds some only tries: if another transaction has one, it
@@ -125,14 +127,14 @@ func (t *tx) lock(ctx context.Context, ids ...string) error {
 	need = slices.Compact(need)
 	if len(t.locked) == 0 {
 		_, err := t.tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM
-			(SELECT hashtextextended(x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need)
+			(SELECT hashtextextended($2 || '/' || x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need, t.s.cfg.Schema)
 		if err != nil {
 			return translate("lock", err)
 		}
 	} else {
 		var ok bool
 		err := t.tx.QueryRow(ctx, `SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM
-			(SELECT hashtextextended(x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need).Scan(&ok)
+			(SELECT hashtextextended($2 || '/' || x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need, t.s.cfg.Schema).Scan(&ok)
 		if err != nil {
 			return translate("lock", err)
 		}

@@ -61,6 +61,7 @@ func commands() []*command {
 		exportCommand(),
 		importCommand(),
 		benchCommand(),
+		mcpCommand(),
 		consolidateCommand(),
 	}
 }
