@@ -134,6 +134,10 @@ func openSQLite(ctx context.Context, path, cacheDir string) (*sqlitevec.Store, e
 	return s, nil
 }
 
+// DeviceID returns the device ID a store opened from sel uses (see
+// Options.Device), creating it on first use.
+func DeviceID(sel Selection) (string, error) { return defaultDevice(sel) }
+
 // defaultDevice returns the store's device ID: for SQLite a random ID kept
 // in PATH.device (created on first use), for Postgres "server-HOSTNAME".
 func defaultDevice(sel Selection) (string, error) {
@@ -156,12 +160,26 @@ func defaultDevice(sel Selection) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read device id: %w", err)
 	}
+	// Publish atomically: write a private temp file, then hard-link it to
+	// the final name. Link fails if another process got there first, and
+	// then its ID wins, so two processes opening a new store at once agree.
 	id := "edge-" + string(core.NewID(time.Now()))
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
+	if err != nil {
 		return "", fmt.Errorf("write device id: %w", err)
 	}
-	if err := os.Rename(tmp, file); err != nil {
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(id + "\n"); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write device id: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write device id: %w", err)
+	}
+	if err := os.Link(tmp.Name(), file); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return defaultDevice(sel)
+		}
 		return "", fmt.Errorf("write device id: %w", err)
 	}
 	return id, nil

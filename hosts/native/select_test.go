@@ -1,6 +1,7 @@
 package native_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/athena-edge/athena-edge/hosts/native"
@@ -60,4 +61,28 @@ func TestSelectPoolDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, s.Postgres.MinConns, "zero means pgadapter's default of 2")
 	assert.Zero(t, s.Postgres.MaxConns, "zero means pgadapter's default of 10")
+}
+
+// Two processes opening a new store at once must agree on its device ID.
+func TestDeviceIDRace(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "m.db")
+	sel := native.Selection{Kind: native.KindSQLite, Path: path}
+	const n = 8
+	ids := make(chan string, n)
+	for range n {
+		go func() {
+			id, err := native.DeviceID(sel)
+			if err != nil {
+				ids <- "error: " + err.Error()
+				return
+			}
+			ids <- id
+		}()
+	}
+	first := <-ids
+	require.Contains(t, first, "edge-")
+	for range n - 1 {
+		assert.Equal(t, first, <-ids)
+	}
 }
