@@ -1,0 +1,827 @@
+package edgesync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/athena-edge/athena-edge/core"
+	"github.com/coder/websocket"
+)
+
+// Paths served by [Server.ServeHTTP].
+const (
+	PathSync    = "/v1/sync"
+	PathTicket  = "/v1/ticket"
+	PathHealthz = "/healthz"
+)
+
+// Change kinds sync itself records on the server so that a device's
+// sequence stays gapless when one of its changes cannot be applied.
+const (
+	kindRejected core.Kind = "sync.rejected" // a change refused by sync (wrong project)
+	kindOversize core.Kind = "sync.oversize" // a stub the edge sends for a change over the message limit
+)
+
+// ServerConfig configures a [Server]. Only DB is required; every other
+// zero field takes the Default* value named in its doc.
+type ServerConfig struct {
+	// DB is the central database (required). Its store must implement
+	// core.MetaTx. Its Device must differ from every edge's.
+	DB *core.DB
+	// Tokens verifies device tokens. Nil means NewTokens(DB).
+	Tokens *Tokens
+	// OriginPatterns allowlists browser origins (path.Match patterns on
+	// the origin's host, or on scheme://host when the pattern has "://").
+	// The request's own host is always allowed; a handshake without an
+	// Origin header (a non-browser edge) is allowed and still needs a token.
+	OriginPatterns []string
+	// ReadLimit is the largest message accepted (DefaultReadLimit). Larger
+	// messages close the connection with 1009.
+	ReadLimit int64
+	// MaxBatch caps changes per push and per changes frame (DefaultMaxBatch).
+	MaxBatch int
+	// Rate and Burst size each device's token bucket of messages
+	// (DefaultRate per second, DefaultBurst). A negative Rate disables it.
+	Rate  float64
+	Burst int
+	// MaxConnsPerDevice (DefaultMaxConnsPerDevice) and MaxConns
+	// (DefaultMaxConns) cap live connections; over the caps a handshake is
+	// refused with 429 and 503 before the upgrade.
+	MaxConnsPerDevice int
+	MaxConns          int
+	// PingInterval (DefaultPingInterval): pings on live connections; one
+	// that is not answered within the interval closes the connection.
+	PingInterval time.Duration
+	// WriteTimeout (DefaultWriteTimeout) bounds each message written.
+	WriteTimeout time.Duration
+	// HandshakeTimeout (DefaultHandshakeTimeout) bounds hello → welcome.
+	HandshakeTimeout time.Duration
+	// RevalidateInterval (DefaultRevalidateInterval): how often a live
+	// connection's token is checked again, so that revocation closes it.
+	RevalidateInterval time.Duration
+	// TicketTTL (DefaultTicketTTL) is the lifetime of a browser ticket.
+	TicketTTL time.Duration
+	// Logger receives connection-level events. Nil discards. Tokens,
+	// tickets and URLs with query strings are never logged.
+	Logger *slog.Logger
+	// Notifier fans out commits to live connections. Nil means a
+	// LocalNotifier private to this Server.
+	Notifier Notifier
+	// AfterCommit, if set, runs after a push batch commits and before its
+	// ack is written. An error closes the connection without the ack (a
+	// test failpoint for "crash between commit and ack").
+	AfterCommit func(device string, batch uint64) error
+}
+
+// Server serves the sync protocol over WebSocket. It is an http.Handler
+// and is safe for concurrent use. Its goroutines (one per live connection
+// plus one helper each) end by Shutdown.
+type Server struct {
+	cfg      ServerConfig
+	db       *core.DB
+	log      *slog.Logger
+	tokens   *Tokens
+	notifier Notifier
+	limits   Limits
+
+	baseCtx context.Context // cancelled when Shutdown gives up waiting
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	closing   bool
+	conns     map[*srvConn]struct{}
+	perDevice map[string]int
+	buckets   map[string]*bucket
+	tickets   map[string]ticket
+
+	idMu     sync.Mutex
+	serverID string
+}
+
+type ticket struct {
+	tokenHash string
+	expires   time.Time
+}
+
+// NewServer returns a Server for cfg. It does no I/O and starts no
+// goroutine. It panics if cfg.DB is nil, a programming error.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.DB == nil {
+		panic("edgesync: NewServer: ServerConfig.DB is required")
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = DefaultReadLimit
+	}
+	def(&cfg.MaxBatch, DefaultMaxBatch)
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	def(&cfg.Burst, DefaultBurst)
+	def(&cfg.MaxConnsPerDevice, DefaultMaxConnsPerDevice)
+	def(&cfg.MaxConns, DefaultMaxConns)
+	defd(&cfg.PingInterval, DefaultPingInterval)
+	defd(&cfg.WriteTimeout, DefaultWriteTimeout)
+	defd(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	defd(&cfg.RevalidateInterval, DefaultRevalidateInterval)
+	defd(&cfg.TicketTTL, DefaultTicketTTL)
+	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Logger, tokens: cfg.Tokens, notifier: cfg.Notifier,
+		conns: map[*srvConn]struct{}{}, perDevice: map[string]int{}, buckets: map[string]*bucket{}, tickets: map[string]ticket{}}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.tokens == nil {
+		s.tokens = NewTokens(cfg.DB)
+	}
+	if s.notifier == nil {
+		s.notifier = &LocalNotifier{}
+	}
+	s.limits = Limits{MaxMessageBytes: int(cfg.ReadLimit), MaxBatch: cfg.MaxBatch, MaxDim: DefaultMaxWireDim,
+		Rate: max(cfg.Rate, 0), Burst: cfg.Burst}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Limits returns the limits the server announces and enforces.
+func (s *Server) Limits() Limits { return s.limits }
+
+// ServeHTTP serves PathSync (the WebSocket), PathTicket (POST with a bearer
+// token → a single-use ticket for browsers) and PathHealthz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathSync:
+		s.handleSync(w, r)
+	case PathTicket:
+		s.handleTicket(w, r)
+	case PathHealthz:
+		if err := s.db.Ping(r.Context()); err != nil {
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		if s.isClosing() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// checkOrigin is coder/websocket's rule, applied before authentication so
+// that a cross-origin handshake is refused (403) whatever it carries.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%w: bad Origin", ErrForbidden)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, err := path.Match(strings.ToLower(p), strings.ToLower(target)); err == nil && ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: origin %q is not allowed", ErrForbidden, u.Host)
+}
+
+// authenticate returns the token of the request's bearer header or ticket.
+func (s *Server) authenticate(r *http.Request, allowTicket bool) (Token, string, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		plain, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return Token{}, "", ErrUnauthorized
+		}
+		plain = strings.TrimSpace(plain)
+		tok, err := s.tokens.Verify(r.Context(), plain)
+		return tok, hashToken(plain), err
+	}
+	if t := r.URL.Query().Get("ticket"); t != "" && allowTicket {
+		th := hashToken(t)
+		now := time.Now()
+		s.mu.Lock()
+		tk, ok := s.tickets[th]
+		delete(s.tickets, th) // single use
+		s.mu.Unlock()
+		if !ok || now.After(tk.expires) {
+			return Token{}, "", fmt.Errorf("edgesync: ticket: %w", ErrUnauthorized)
+		}
+		tok, err := s.tokens.byHash(r.Context(), tk.tokenHash)
+		return tok, tk.tokenHash, err
+	}
+	return Token{}, "", fmt.Errorf("edgesync: no credentials: %w", ErrUnauthorized)
+}
+
+func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := checkOrigin(r, s.cfg.OriginPatterns); err != nil {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	tok, h, err := s.authenticate(r, false)
+	if err != nil {
+		s.log.Warn("sync: ticket refused", "remote", r.RemoteAddr, "reason", "unauthorized")
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var raw [24]byte
+	_, _ = rand.Read(raw[:])
+	t := "at_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	now := time.Now()
+	s.mu.Lock()
+	for k, v := range s.tickets {
+		if now.After(v.expires) {
+			delete(s.tickets, k)
+		}
+	}
+	if len(s.tickets) >= 4*s.cfg.MaxConns {
+		s.mu.Unlock()
+		http.Error(w, "too many tickets", http.StatusTooManyRequests)
+		return
+	}
+	s.tickets[hashToken(t)] = ticket{tokenHash: h, expires: now.Add(s.cfg.TicketTTL)}
+	s.mu.Unlock()
+	s.log.Info("sync: ticket issued", "device", tok.Device, "token_id", tok.ID)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"ticket": t, "expires_in_ms": s.cfg.TicketTTL.Milliseconds()})
+}
+
+// admit reserves a connection slot for device, or returns the HTTP status
+// refusing it.
+func (s *Server) admit(device string) (func(), int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return nil, http.StatusServiceUnavailable
+	case len(s.conns)+s.pending() >= s.cfg.MaxConns:
+		return nil, http.StatusServiceUnavailable
+	case s.perDevice[device] >= s.cfg.MaxConnsPerDevice:
+		return nil, http.StatusTooManyRequests
+	}
+	s.perDevice[device]++
+	s.wg.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.perDevice[device]--; s.perDevice[device] <= 0 {
+				delete(s.perDevice, device)
+			}
+			s.mu.Unlock()
+			s.wg.Done()
+		})
+	}, 0
+}
+
+// pending counts admitted connections not yet registered; with
+// perDevice it bounds the total. Called with s.mu held.
+func (s *Server) pending() int {
+	n := 0
+	for _, c := range s.perDevice {
+		n += c
+	}
+	return n - len(s.conns)
+}
+
+func (s *Server) handleSync(w http.ResponseWriter, r *http.Request) {
+	if s.isClosing() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := checkOrigin(r, s.cfg.OriginPatterns); err != nil {
+		s.log.Warn("sync: cross-origin handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		http.Error(w, "forbidden origin", http.StatusForbidden)
+		return
+	}
+	tok, h, err := s.authenticate(r, true)
+	if err != nil {
+		s.log.Warn("sync: handshake refused", "remote", r.RemoteAddr, "reason", "unauthorized")
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if tok.Device == s.db.Device() {
+		http.Error(w, "the token's device is the server's own", http.StatusForbidden)
+		return
+	}
+	release, status := s.admit(tok.Device)
+	if status != 0 {
+		s.log.Warn("sync: connection refused", "device", tok.Device, "status", status)
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	defer release()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
+	if err != nil {
+		s.log.Warn("sync: upgrade failed", "device", tok.Device, "err", err)
+		return
+	}
+	s.serveConn(ws, tok, h, r.RemoteAddr)
+}
+
+// srvConn is one live connection.
+type srvConn struct {
+	s      *Server
+	ws     *websocket.Conn
+	tok    Token
+	hash   string
+	cancel context.CancelCauseFunc
+
+	procMu  sync.Mutex // held while a message is processed
+	closing bool       // under procMu: process no more messages
+}
+
+func (s *Server) register(cc *srvConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[cc] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(cc *srvConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, cc)
+}
+
+func (s *Server) serveConn(ws *websocket.Conn, tok Token, h, remote string) {
+	ctx, cancel := context.WithCancelCause(s.baseCtx)
+	cc := &srvConn{s: s, ws: ws, tok: tok, hash: h, cancel: cancel}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ws.CloseNow() //nolint:errcheck
+	defer cancel(nil)
+	if !cc.s.register(cc) {
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer s.unregister(cc)
+	ws.SetReadLimit(s.cfg.ReadLimit)
+	log := s.log.With("device", tok.Device, "token_id", tok.ID, "remote", remote)
+	if err := cc.handshake(ctx); err != nil {
+		log.Warn("sync: handshake failed", "err", err)
+		return
+	}
+	log.Info("sync: connected")
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cc.watch(ctx, log)
+	}()
+	for {
+		typ, data, err := ws.Read(ctx)
+		if err != nil {
+			log.Info("sync: disconnected", "status", websocket.CloseStatus(err), "cause", context.Cause(ctx))
+			return
+		}
+		if typ != websocket.MessageBinary {
+			_ = cc.sendErr(&Error{Code: CodeBadFrame, Message: "text frames are not part of the protocol"})
+			_ = ws.Close(websocket.StatusUnsupportedData, "binary frames only")
+			return
+		}
+		cc.procMu.Lock()
+		keep := true
+		if !cc.closing {
+			keep = cc.handle(data, log)
+		}
+		cc.procMu.Unlock()
+		if !keep {
+			return
+		}
+	}
+}
+
+func (cc *srvConn) send(t MsgType, v any) error {
+	b, err := encodeMsg(t, v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cc.s.baseCtx, cc.s.cfg.WriteTimeout)
+	defer cancel()
+	return cc.ws.Write(ctx, websocket.MessageBinary, b)
+}
+
+func (cc *srvConn) sendErr(e *Error) error { return cc.send(MsgError, wireError(e)) }
+
+func (s *Server) id(ctx context.Context) (string, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if s.serverID != "" {
+		return s.serverID, nil
+	}
+	err := s.db.Update(ctx, func(tx *core.Tx) error {
+		v, err := tx.Meta(ctx, metaServerID)
+		if err == nil {
+			s.serverID = v
+			return nil
+		}
+		if !errors.Is(err, core.ErrNotFound) {
+			return err
+		}
+		v = string(core.NewID(time.Now()))
+		if err := tx.PutMeta(ctx, metaServerID, v); err != nil {
+			return err
+		}
+		s.serverID = v
+		return nil
+	})
+	if err != nil {
+		s.serverID = ""
+		return "", fmt.Errorf("edgesync: server id: %w", err)
+	}
+	return s.serverID, nil
+}
+
+func (s *Server) lastSeq(ctx context.Context, device string) (uint64, error) {
+	var n uint64
+	err := s.db.Backend().View(ctx, func(r core.ReadTx) error {
+		var err error
+		n, err = r.LastSeq(ctx, device)
+		return err
+	})
+	return n, err
+}
+
+func (cc *srvConn) handshake(ctx context.Context) error {
+	s := cc.s
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	typ, data, err := cc.ws.Read(hctx)
+	if err != nil {
+		return err
+	}
+	f, err := DecodeFrame(data, s.limits.frameLimits())
+	if err != nil || typ != websocket.MessageBinary || f.Type != MsgHello {
+		_ = cc.sendErr(&Error{Code: CodeUnexpected, Message: "expected hello"})
+		_ = cc.ws.Close(websocket.StatusPolicyViolation, "expected hello")
+		return fmt.Errorf("%w: expected hello", ErrProtocol)
+	}
+	var h helloMsg
+	if err := decodeMsg(&f, &h); err != nil {
+		_ = cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()})
+		_ = cc.ws.Close(websocket.StatusPolicyViolation, "bad hello")
+		return err
+	}
+	version := 0
+	for _, v := range h.Versions {
+		if v >= 1 && v <= ProtocolVersion && v > version {
+			version = v
+		}
+	}
+	if version == 0 {
+		_ = cc.sendErr(&Error{Code: CodeUnsupportedVersion,
+			Message: fmt.Sprintf("server speaks versions %v, client offered %v", SupportedVersions(), h.Versions)})
+		_ = cc.ws.Close(websocket.StatusPolicyViolation, "unsupported protocol version")
+		return fmt.Errorf("%w: unsupported version %v", ErrProtocol, h.Versions)
+	}
+	id, err := s.id(ctx)
+	if err != nil {
+		_ = cc.sendErr(&Error{Code: CodeInternal, Message: "server unavailable"})
+		return err
+	}
+	last, err := s.lastSeq(ctx, cc.tok.Device)
+	if err != nil {
+		_ = cc.sendErr(&Error{Code: CodeInternal, Message: "server unavailable"})
+		return err
+	}
+	return cc.send(MsgWelcome, &welcomeMsg{Version: version, ServerID: id, Device: cc.tok.Device, Project: cc.tok.ProjectID,
+		ServerTimeMS: time.Now().UnixMilli(), LastSeq: last, Limits: s.limits})
+}
+
+// watch pings, re-checks the token and forwards pokes until ctx ends.
+func (cc *srvConn) watch(ctx context.Context, log *slog.Logger) {
+	s := cc.s
+	pokes, unsubscribe := s.notifier.Subscribe(cc.tok.ProjectID, cc.tok.Device)
+	defer unsubscribe()
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	reval := time.NewTicker(s.cfg.RevalidateInterval)
+	defer reval.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pokes:
+			if err := cc.send(MsgPoke, struct{}{}); err != nil {
+				cc.cancel(err)
+				return
+			}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, s.cfg.PingInterval)
+			err := cc.ws.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Info("sync: ping failed; closing", "err", err)
+				cc.cancel(err)
+				_ = cc.ws.CloseNow()
+				return
+			}
+		case <-reval.C:
+			tok, err := s.tokens.byHash(ctx, cc.hash)
+			if errors.Is(err, ErrUnauthorized) || err == nil && (tok.Device != cc.tok.Device || tok.ProjectID != cc.tok.ProjectID) {
+				log.Info("sync: token revoked; closing")
+				_ = cc.sendErr(&Error{Code: CodeUnauthorized, Message: "token revoked"})
+				cc.cancel(ErrUnauthorized)
+				_ = cc.ws.Close(websocket.StatusPolicyViolation, "token revoked")
+				return
+			}
+		}
+	}
+}
+
+// handle processes one message; false ends the connection.
+func (cc *srvConn) handle(data []byte, log *slog.Logger) bool {
+	s := cc.s
+	f, err := DecodeFrame(data, s.limits.frameLimits())
+	if err != nil {
+		return cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+	}
+	switch f.Type {
+	case MsgPush, MsgPull:
+	case MsgHello:
+		return cc.sendErr(&Error{Code: CodeUnexpected, Message: "hello after welcome"}) == nil
+	default:
+		return cc.sendErr(&Error{Code: CodeUnknownType, Message: "unknown or unexpected message type " + f.Type.String()}) == nil
+	}
+	if ok, wait := cc.allow(); !ok {
+		e := &Error{Code: CodeRateLimited, Message: "rate limited", RetryAfter: wait}
+		if f.Type == MsgPush {
+			var m pushMsg
+			if decodeMsg(&f, &m) == nil {
+				e.Batch = m.Batch
+			}
+		} else {
+			var m pullMsg
+			if decodeMsg(&f, &m) == nil {
+				e.Req = m.Req
+			}
+		}
+		return cc.sendErr(e) == nil
+	}
+	if f.Type == MsgPush {
+		var m pushMsg
+		if err := decodeMsg(&f, &m); err != nil {
+			return cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+		}
+		return cc.push(&m, log)
+	}
+	var m pullMsg
+	if err := decodeMsg(&f, &m); err != nil {
+		return cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+	}
+	return cc.pull(&m, log)
+}
+
+func (cc *srvConn) allow() (bool, time.Duration) {
+	s := cc.s
+	if s.cfg.Rate < 0 {
+		return true, 0
+	}
+	now := time.Now()
+	s.mu.Lock()
+	b := s.buckets[cc.tok.Device]
+	if b == nil {
+		b = newBucket(s.cfg.Rate, s.cfg.Burst, now)
+		s.buckets[cc.tok.Device] = b
+	}
+	s.mu.Unlock()
+	return b.take(now)
+}
+
+func (cc *srvConn) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cc.s.baseCtx, 2*cc.s.cfg.WriteTimeout+30*time.Second)
+}
+
+func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
+	s, tok := cc.s, cc.tok
+	if len(m.Changes) > s.cfg.MaxBatch {
+		return cc.sendErr(&Error{Code: CodeTooLarge, Batch: m.Batch,
+			Message: fmt.Sprintf("%d changes in one batch, max %d", len(m.Changes), s.cfg.MaxBatch)}) == nil
+	}
+	results := make([]core.ApplyResult, len(m.Changes))
+	reasons := make([]string, len(m.Changes))
+	apply := make([]core.Change, 0, len(m.Changes))
+	idx := make([]int, 0, len(m.Changes))
+	for i, c := range m.Changes {
+		reason := ""
+		switch {
+		case c.Device != tok.Device:
+			// Not part of the token's device sequence: refuse it without
+			// recording anything under another device's name.
+			results[i] = core.ApplyResult{Device: c.Device, Seq: c.Seq, Status: core.StatusRejected,
+				Reason: fmt.Sprintf("device: change is from %q but the token is for %q", c.Device, tok.Device)}
+			continue
+		case c.Kind == kindOversize:
+			reason = "size: change exceeds the message size limit; it was not sent"
+		case c.Kind == kindRejected:
+			reason = "kind: reserved"
+		case c.ProjectID != tok.ProjectID:
+			reason = fmt.Sprintf("project_id: change is for project %s but the token is for %s", c.ProjectID, tok.ProjectID)
+		}
+		if reason != "" {
+			c = rejectedStub(c, reason)
+			reasons[i] = reason
+		}
+		apply = append(apply, c)
+		idx = append(idx, i)
+	}
+	ctx, cancel := cc.opCtx()
+	defer cancel()
+	var res []core.ApplyResult
+	err := s.db.Update(ctx, func(tx *core.Tx) error {
+		var err error
+		res, err = tx.ApplyChanges(ctx, apply)
+		return err
+	})
+	if errors.Is(err, core.ErrSeqGap) {
+		last, lerr := s.lastSeq(ctx, tok.Device)
+		if lerr != nil {
+			return cc.sendErr(&Error{Code: CodeInternal, Batch: m.Batch, Message: "server unavailable"}) == nil
+		}
+		return cc.sendErr(&Error{Code: CodeSeqGap, Batch: m.Batch, LastSeq: last, Message: err.Error()}) == nil
+	}
+	if err != nil {
+		log.Error("sync: push failed", "batch", m.Batch, "err", err)
+		return cc.sendErr(&Error{Code: CodeInternal, Batch: m.Batch, Message: "server failed to apply the batch"}) == nil
+	}
+	fresh := false
+	var last uint64
+	for j, i := range idx {
+		results[i] = res[j]
+		if reasons[i] != "" && !res[j].Duplicate {
+			results[i].Status, results[i].Reason = core.StatusRejected, reasons[i]
+		}
+		fresh = fresh || !res[j].Duplicate
+		last = max(last, res[j].Seq)
+	}
+	if s.cfg.AfterCommit != nil {
+		if err := s.cfg.AfterCommit(tok.Device, m.Batch); err != nil {
+			log.Warn("sync: failpoint after commit", "batch", m.Batch, "err", err)
+			return false
+		}
+	}
+	if fresh {
+		_ = s.notifier.Notify(ctx, tok.ProjectID, tok.Device)
+	}
+	return cc.send(MsgAck, &ackMsg{Batch: m.Batch, Results: results, LastSeq: last}) == nil
+}
+
+// rejectedStub replaces a change sync refuses with a placeholder that core
+// records as rejected, so that the device's sequence stays gapless and the
+// refused payload is not stored.
+func rejectedStub(c core.Change, reason string) core.Change {
+	p, _ := json.Marshal(map[string]string{"kind": string(c.Kind), "reason": reason})
+	c.Kind, c.Payload, c.Vector = kindRejected, p, nil
+	return c
+}
+
+func changeSize(c *core.Change) int {
+	return len(c.Payload) + 4*len(c.Vector) + len(c.Device) + len(c.Kind) + 160
+}
+
+func (cc *srvConn) pull(m *pullMsg, log *slog.Logger) bool {
+	s, tok := cc.s, cc.tok
+	limit := m.Limit
+	if limit <= 0 || limit > s.cfg.MaxBatch {
+		limit = s.cfg.MaxBatch
+	}
+	budget := int(s.cfg.ReadLimit) - 64<<10
+	ctx, cancel := cc.opCtx()
+	defer cancel()
+	out := []core.Change{}
+	next, size, more := max(m.After, 0), 0, false
+	const page, maxPages = 1000, 20
+scan:
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			more = true
+			break
+		}
+		cs, err := s.db.Changes(ctx, next, page, tok.Device)
+		if err != nil {
+			log.Error("sync: pull failed", "err", err)
+			return cc.sendErr(&Error{Code: CodeInternal, Req: m.Req, Message: "server failed to read changes"}) == nil
+		}
+		for i := range cs {
+			c := &cs[i]
+			if c.ProjectID != tok.ProjectID || c.Status == core.StatusRejected {
+				next = c.Pos
+				continue
+			}
+			n := changeSize(c)
+			if len(out) >= limit || len(out) > 0 && size+n > budget {
+				more = true
+				break scan
+			}
+			next = c.Pos
+			out = append(out, *c)
+			size += n
+		}
+		if len(cs) < page {
+			break
+		}
+	}
+	return cc.send(MsgChanges, &changesMsg{Req: m.Req, Changes: out, Next: next, More: more}) == nil
+}
+
+// Shutdown stops accepting connections, lets every in-flight batch commit
+// and be acknowledged, closes each connection with 1001 (going away) and
+// waits for their goroutines. If ctx ends first it closes what is left at
+// once and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*srvConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, cc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cc.procMu.Lock()
+			cc.closing = true
+			cc.procMu.Unlock()
+			_ = cc.ws.Close(websocket.StatusGoingAway, "server shutting down")
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		for _, cc := range conns {
+			_ = cc.ws.CloseNow()
+		}
+		<-done
+		return fmt.Errorf("edgesync: shutdown: %w", ctx.Err())
+	}
+}
+
+// Conns returns the number of live connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// String describes the server for logs.
+func (s *Server) String() string {
+	return "edgesync.Server(conns=" + strconv.Itoa(s.Conns()) + ")"
+}
