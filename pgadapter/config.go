@@ -71,7 +71,8 @@ type Config struct {
 
 // ConfigFromEnv reads the seed's variables through getenv (os.Getenv in
 // a main package): ATHENA_POSTGRES_URL, or ATHENA_POSTGRES_HOST, _PORT,
-// _DBNAME, _USER, _PASSWORD; plus ATHENA_POSTGRES_MIN_SIZE and _MAX_SIZE.
+// _DBNAME, _USER, _PASSWORD; plus ATHENA_POSTGRES_MIN_SIZE and _MAX_SIZE,
+// and ATHENA_POSTGRES_SCHEMA (default public).
 // Unset variables keep the defaults. A malformed number is an error
 // wrapping core.ErrInvalid.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -81,6 +82,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.DBName = getenv("ATHENA_POSTGRES_DBNAME")
 	c.User = getenv("ATHENA_POSTGRES_USER")
 	c.Password = getenv("ATHENA_POSTGRES_PASSWORD")
+	c.Schema = getenv("ATHENA_POSTGRES_SCHEMA")
 	for _, v := range []struct {
 		name string
 		set  func(int)

@@ -63,6 +63,10 @@ func commands() []*command {
 		benchCommand(),
 		mcpCommand(),
 		consolidateCommand(),
+		serveCommand(),
+		tokenCommand(),
+		syncCommand(),
+		reembedCommand(),
 	}
 }
 
