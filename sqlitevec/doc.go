@@ -62,12 +62,45 @@
 //     bound could put it in the top K is rescored from its float32 BLOB, so
 //     the result is the exact top K by cosine;
 //   - approximate otherwise: the [Config].Oversample×K rows (at least 1000)
-//     nearest by Hamming distance of the sign codes are rescored from int8.
+//     nearest by Hamming distance of the sign codes are scored with integer
+//     int8×int8 dot products (the query quantized too), and the best
+//     max(4K, 64) of those are re-ordered with the float32 query × int8.
 //
 // Filtering happens before ranking, so a filtered query returns K
 // candidates whenever K rows match.
 //
-// # Keyword leg and the document-frequency cap
+// # Index snapshot
+//
+// Close writes the in-memory index (int8 vectors, sign codes, filter
+// metadata, postings) to a file beside the database, <path>-index, and
+// Open reads it instead of re-reading and re-quantizing every row, if it
+// was written at the database's current generation: every write
+// transaction that changes memories increments index_gen.gen in the same
+// transaction, so a crash, a write by another process or an older file
+// makes the snapshot stale and Open rebuilds from rows as before. A
+// damaged file (CRC-32 over the whole file) is ignored the same way. At
+// 100K × 768 the file is about 100 MB; Open from it took 0.3–0.57 s
+// against 4.5–8.5 s rebuilding from rows, in the same run.
+//
+// # Keyword leg
+//
+// The keyword leg answers from in-memory postings kept beside the vector
+// index, per project: term → (slot, term frequency), with each document's
+// length. It is exact BM25 (k1 1.2, b 0.75, core's statistics) over every
+// document holding a query term, filtered with the in-memory metadata and
+// then cut to the limit, so it returns Limit candidates whenever Limit
+// match, and needs no document-frequency cap: it costs O(Σ df) of the
+// query's terms. Like the vector index it sees committed rows only; a
+// write transaction that has written memories uses FTS5 instead, which
+// sees its own rows. Measured at 100K documents in the same run on the
+// shared machine: 0.17–0.32 ms p50 against 10.6–29 ms for FTS5.
+//
+// FTS5 stays the durable keyword index and the SQL path
+// ([Config].KeywordFTS selects it for every query): it is written in the
+// same transaction as the row, and its query shape, EXPLAIN QUERY PLAN
+// test and fuzz target are kept.
+//
+// # FTS5 path and the document-frequency cap
 //
 // Memories are indexed in a contentless FTS5 table with the "ascii"
 // tokenizer over core.NormalizeText(content), i.e. core's own tokens
@@ -81,7 +114,8 @@
 //
 // The BM25 statistics core needs (documents, total length and the document
 // frequency of each term, over every memory of the project in any state)
-// are kept in memory per project, updated on commit and rebuilt on Open.
+// are kept in memory per project (from the postings), updated on commit and
+// rebuilt on Open.
 //
 // The cap: a term found in more than max([Config].MinCappedDF,
 // [Config].MaxDFFraction × documents) documents of the project (defaults

@@ -11,6 +11,7 @@ import (
 // without touching SQLite: every field core.MemoryFilter looks at, with
 // times as Unix milliseconds (0 for the zero time).
 type rowMeta struct {
+	kind     uint32 // bit i for allStates[i] | bit 16+j for allTypes[j], for the fast matcher
 	id       core.ID
 	state    core.State
 	typ      core.MemoryType
@@ -22,9 +23,28 @@ type rowMeta struct {
 }
 
 func rowFromMemory(m *core.Memory) rowMeta {
-	return rowMeta{
+	r := rowMeta{
 		id: m.ID, state: m.State, typ: m.MemoryType, domain: m.Domain, session: m.SessionID,
 		tags: slices.Clone(m.Tags), created: ms(m.CreatedAt), accessed: ms(m.LastAccessed),
+	}
+	r.setKind()
+	return r
+}
+
+var (
+	allStates = core.States()
+	allTypes  = core.MemoryTypes()
+)
+
+// setKind encodes state and type as one bit each; an unknown one gets no
+// bit, and a filter naming one uses the slow path.
+func (r *rowMeta) setKind() {
+	r.kind = 0
+	if i := slices.Index(allStates, r.state); i >= 0 && i < 16 {
+		r.kind |= 1 << i
+	}
+	if i := slices.Index(allTypes, r.typ); i >= 0 && i < 16 {
+		r.kind |= 1 << (16 + i)
 	}
 }
 
@@ -34,7 +54,11 @@ func rowFromMemory(m *core.Memory) rowMeta {
 type matcher struct {
 	f       *core.MemoryFilter
 	ids     map[core.ID]struct{}
-	trivial bool // nothing but the project and states/types to check
+	trivial bool // nothing but the project to check
+	// fast: only states and/or types to check, by kind bits: a row
+	// matches when it has a bit in stateMask and one in typeMask.
+	fast                bool
+	stateMask, typeMask uint32
 }
 
 func newMatcher(f *core.MemoryFilter) *matcher {
@@ -48,6 +72,32 @@ func newMatcher(f *core.MemoryFilter) *matcher {
 	m.trivial = len(f.IDs) == 0 && len(f.States) == 0 && len(f.Types) == 0 && f.Domain == "" && len(f.Tags) == 0 &&
 		f.SessionID == "" && f.CreatedAfter.IsZero() && f.CreatedBefore.IsZero() && f.AccessedAfter.IsZero() &&
 		f.AccessedBefore.IsZero() && f.AfterID == ""
+	if !m.trivial && len(f.IDs) == 0 && f.Domain == "" && len(f.Tags) == 0 && f.SessionID == "" &&
+		f.CreatedAfter.IsZero() && f.CreatedBefore.IsZero() && f.AccessedAfter.IsZero() &&
+		f.AccessedBefore.IsZero() && f.AfterID == "" {
+		m.fast = true
+		m.stateMask, m.typeMask = 0xffff, 0xffff0000
+		if len(f.States) > 0 {
+			m.stateMask = 0
+			for _, s := range f.States {
+				i := slices.Index(allStates, s)
+				if i < 0 || i >= 16 {
+					m.fast = false
+				}
+				m.stateMask |= 1 << (i & 15)
+			}
+		}
+		if len(f.Types) > 0 {
+			m.typeMask = 0
+			for _, t := range f.Types {
+				i := slices.Index(allTypes, t)
+				if i < 0 || i >= 16 {
+					m.fast = false
+				}
+				m.typeMask |= 1 << (16 + i&15)
+			}
+		}
+	}
 	return m
 }
 
@@ -58,6 +108,9 @@ func before(msv int64, t time.Time) bool { return core.FromUnixMilli(msv).Before
 func (m *matcher) match(r *rowMeta) bool {
 	if m.trivial {
 		return true
+	}
+	if m.fast {
+		return r.kind&m.stateMask != 0 && r.kind&m.typeMask != 0
 	}
 	f := m.f
 	if m.ids != nil {

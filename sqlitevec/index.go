@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ncruces/go-sqlite3"
@@ -58,11 +60,21 @@ type part struct {
 	centerN  int       // vectors when center was computed
 	building bool      // during buildIndex: codes are computed at the end
 
-	// keyword statistics over every memory of the project
+	// keyword statistics over every memory of the project, and its
+	// postings: term → the slots whose text contains it, with the term's
+	// frequency there. df[t] is len(post[t].slots).
 	docs     int64
 	totalLen int64
 	df       map[string]int64
-	seen     map[string]struct{} // scratch for addText
+	post     map[string]*postings
+	dlen     []int32        // slot → document length in tokens
+	seen     map[string]int // scratch for setText
+}
+
+// postings lists the slots holding a term, in no particular order.
+type postings struct {
+	slots []int32
+	tf    []uint16
 }
 
 // qvec is a quantized, normalized vector.
@@ -130,6 +142,14 @@ func quantize(v []float32) *qvec {
 }
 
 func (p *part) ensureDim(dim int) bool {
+	if p.dim != 0 && p.dim != dim && dim > 0 {
+		// The project moved to another dimension (core.Tx.SwapEmbedder
+		// rewrites every vector of the project in one commit, applied
+		// under one lock): start over at the new one. Rows not rewritten
+		// yet have no vector until their op comes.
+		clear(p.hasVec)
+		p.dim, p.centerN = 0, 0
+	}
 	if p.dim == 0 {
 		p.dim = dim
 		p.words = (dim + 63) / 64
@@ -145,7 +165,7 @@ func (p *part) ensureDim(dim int) bool {
 func (ix *index) part(project core.ID) *part {
 	p := ix.parts[project]
 	if p == nil {
-		p = &part{project: project, df: map[string]int64{}}
+		p = &part{project: project, df: map[string]int64{}, post: map[string]*postings{}}
 		ix.parts[project] = p
 	}
 	return p
@@ -168,6 +188,7 @@ func (p *part) add(rid int64, row rowMeta, v *qvec) int32 {
 		p.hasVec = append(p.hasVec, false)
 		p.scale = append(p.scale, 0)
 		p.errb = append(p.errb, 0)
+		p.dlen = append(p.dlen, 0)
 		if p.dim > 0 {
 			p.codes = append(p.codes, make([]uint64, p.words)...)
 			p.q8 = append(p.q8, make([]int8, p.dim)...)
@@ -261,25 +282,50 @@ func (p *part) recenter(force bool) {
 	wg.Wait()
 }
 
-// addText adds (sign 1) or removes (sign -1) a document's statistics.
-func (p *part) addText(content string, sign int64) {
+// setText adds (sign 1) or removes (sign -1) the text of slot: the
+// statistics and the postings.
+func (p *part) setText(slot int32, content string, sign int64) {
 	toks := core.Tokenize(content)
 	p.docs += sign
 	p.totalLen += sign * int64(len(toks))
 	if p.seen == nil {
-		p.seen = map[string]struct{}{}
+		p.seen = map[string]int{}
 	}
-	seen := p.seen
-	clear(seen)
+	tf := p.seen
+	clear(tf)
 	for _, t := range toks {
-		if _, ok := seen[t]; ok {
+		tf[t]++
+	}
+	if sign > 0 {
+		p.dlen[slot] = int32(len(toks))
+	} else {
+		p.dlen[slot] = 0
+	}
+	for t, n := range tf {
+		pl := p.post[t]
+		if sign > 0 {
+			if pl == nil {
+				t = strings.Clone(t) // tokens may share memory with content
+				pl = &postings{}
+				p.post[t] = pl
+			}
+			pl.slots = append(pl.slots, slot)
+			pl.tf = append(pl.tf, uint16(min(n, math.MaxUint16)))
+			p.df[t]++
 			continue
 		}
-		seen[t] = struct{}{}
-		if n := p.df[t] + sign; n > 0 {
+		if pl != nil {
+			if i := slices.Index(pl.slots, slot); i >= 0 {
+				last := len(pl.slots) - 1
+				pl.slots[i], pl.tf[i] = pl.slots[last], pl.tf[last]
+				pl.slots, pl.tf = pl.slots[:last], pl.tf[:last]
+			}
+		}
+		if n := p.df[t] - 1; n > 0 {
 			p.df[t] = n
 		} else {
 			delete(p.df, t)
+			delete(p.post, t)
 		}
 	}
 }
@@ -294,13 +340,13 @@ func (ix *index) apply(ops []indexOp) {
 	touched := map[*part]struct{}{}
 	for i := range ops {
 		op := &ops[i]
+		at, exists := ix.where[op.rid]
 		if op.hadText && op.textChanged || op.del {
-			if p := ix.parts[op.oldProject]; p != nil {
-				p.addText(op.oldText, -1)
+			if exists && at.p.project == op.oldProject {
+				at.p.setText(at.slot, op.oldText, -1)
 				ix.docs--
 			}
 		}
-		at, exists := ix.where[op.rid]
 		if op.del {
 			if exists {
 				at.p.remove(at.slot)
@@ -308,12 +354,9 @@ func (ix *index) apply(ops []indexOp) {
 			}
 			continue
 		}
-		if op.textChanged {
-			ix.part(op.proj).addText(op.newText, 1)
-			ix.docs++
-		}
 		if exists && at.p.project != op.proj {
 			at.p.remove(at.slot)
+			delete(ix.where, op.rid)
 			exists = false
 		}
 		if exists {
@@ -322,13 +365,16 @@ func (ix *index) apply(ops []indexOp) {
 				at.p.ensureDim(len(op.vec.q))
 			}
 			at.p.setVec(at.slot, op.vec)
-			touched[at.p] = struct{}{}
-			continue
+		} else {
+			p := ix.part(op.proj)
+			at = loc{p: p, slot: p.add(op.rid, op.row, op.vec)}
+			ix.where[op.rid] = at
 		}
-		p := ix.part(op.proj)
-		slot := p.add(op.rid, op.row, op.vec)
-		ix.where[op.rid] = loc{p: p, slot: slot}
-		touched[p] = struct{}{}
+		if op.textChanged {
+			at.p.setText(at.slot, op.newText, 1)
+			ix.docs++
+		}
+		touched[at.p] = struct{}{}
 	}
 	for p := range touched {
 		p.recenter(false)
@@ -384,6 +430,7 @@ func buildIndex(ctx context.Context, c *conn, cfg *Config) (*index, error) {
 			r.row = rowMeta{id: core.ID(st.ColumnText(1)), typ: core.MemoryType(st.ColumnText(5)),
 				domain: st.ColumnText(6), session: st.ColumnText(8), state: core.State(st.ColumnText(9)),
 				created: st.ColumnInt64(10), accessed: st.ColumnInt64(11)}
+			r.row.setKind()
 			if tags := st.ColumnRawText(7); len(tags) > 2 {
 				if err := jsonUnmarshal(tags, &r.row.tags); err != nil {
 					return err
@@ -406,9 +453,9 @@ func buildIndex(ctx context.Context, c *conn, cfg *Config) (*index, error) {
 			d := &ds[i]
 			p := ix.part(d.proj)
 			p.building = true
-			p.addText(d.text, 1)
-			ix.docs++
 			slot := p.add(d.rid, d.row, d.vec)
+			p.setText(slot, d.text, 1)
+			ix.docs++
 			ix.where[d.rid] = loc{p: p, slot: slot}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -44,16 +45,7 @@ func (s *Store) planKeyword(leg *core.KeywordLeg) keywordPlan {
 	ix := s.idx
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	var parts []*part
-	if leg.Filter.ProjectID != "" {
-		if p := ix.parts[leg.Filter.ProjectID]; p != nil {
-			parts = append(parts, p)
-		}
-	} else {
-		for _, p := range ix.parts {
-			parts = append(parts, p)
-		}
-	}
+	parts := ix.partsFor(leg.Filter.ProjectID)
 	for _, p := range parts {
 		kp.stats.Docs += p.docs
 		kp.stats.TotalLen += p.totalLen
@@ -94,14 +86,179 @@ func (s *Store) planKeyword(leg *core.KeywordLeg) keywordPlan {
 	return kp
 }
 
-// KeywordLeg runs the fixed FTS5 query shape over the terms worth it (see
-// the package docs on the document-frequency cap) and filters its hits in
-// Go. When filters drop hits it asks FTS5 again for more, so the leg
-// returns leg.Limit candidates whenever that many match.
+// KeywordLeg answers from the in-memory postings (see keywordMem), or
+// with FTS5 when Config.KeywordFTS is set.
 func (t *readTx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordResult, error) {
 	if err := ctx.Err(); err != nil {
 		return core.KeywordResult{}, err
 	}
+	if t.s.cfg.KeywordFTS {
+		return t.keywordFTS(ctx, leg)
+	}
+	return t.s.keywordMem(&leg), nil
+}
+
+// KeywordLeg in a write transaction that has written memories uses FTS5,
+// which sees the transaction's own rows; the in-memory postings see only
+// committed ones.
+func (t *writeTx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordResult, error) {
+	if len(t.ops) > 0 {
+		if err := ctx.Err(); err != nil {
+			return core.KeywordResult{}, err
+		}
+		return t.keywordFTS(ctx, leg)
+	}
+	return t.readTx.KeywordLeg(ctx, leg)
+}
+
+// scorePool holds per-slot score accumulators for keywordMem, all zero.
+var scorePool sync.Pool
+
+// keywordMem is the keyword leg over the in-memory postings: exact BM25
+// (k1 1.2, b 0.75, core's statistics) of every document of the filtered
+// projects holding any query term, no document-frequency cap, filtered
+// with the in-memory metadata before the top leg.Limit are taken. It costs
+// O(Σ df) of the query terms.
+func (s *Store) keywordMem(leg *core.KeywordLeg) core.KeywordResult {
+	ix := s.idx
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	parts := ix.partsFor(leg.Filter.ProjectID)
+	res := core.KeywordResult{Candidates: []core.Candidate{}, Stats: core.CorpusStats{DF: make(map[string]int64, len(leg.Terms))}}
+	st := &res.Stats
+	for _, p := range parts {
+		st.Docs += p.docs
+		st.TotalLen += p.totalLen
+	}
+	terms := make([]string, 0, len(leg.Terms))
+	for _, t := range leg.Terms {
+		if _, dup := st.DF[t]; dup {
+			continue
+		}
+		var df int64
+		for _, p := range parts {
+			df += p.df[t]
+		}
+		st.DF[t] = df
+		if df > 0 {
+			terms = append(terms, t)
+		}
+	}
+	if len(terms) == 0 || leg.Limit <= 0 {
+		return res
+	}
+	const k1, b = core.DefaultBM25K1, core.DefaultBM25B
+	bm := core.BM25Params{}
+	avgdl := st.AvgDocLen()
+	m := newMatcher(&leg.Filter)
+	top := topN{n: leg.Limit}
+	var touched []int32
+	for _, p := range parts {
+		var sc []float32
+		if v, ok := scorePool.Get().(*[]float32); ok && len(*v) >= len(p.rids) {
+			sc = *v
+		} else {
+			sc = make([]float32, len(p.rids)+len(p.rids)/4)
+		}
+		touched = touched[:0]
+		for _, t := range terms {
+			pl := p.post[t]
+			if pl == nil {
+				continue
+			}
+			idf := bm.IDF(st.DF[t], st.Docs) * (k1 + 1)
+			for i, slot := range pl.slots {
+				tf := float64(pl.tf[i])
+				norm := k1 * (1 - b + b*float64(p.dlen[slot])/avgdl)
+				if sc[slot] == 0 {
+					touched = append(touched, slot)
+				}
+				sc[slot] += float32(idf * tf / (tf + norm))
+			}
+		}
+		for _, slot := range touched {
+			if m.match(&p.meta[slot]) {
+				top.push(sc[slot], p.meta[slot].id)
+			}
+			sc[slot] = 0
+		}
+		scorePool.Put(&sc)
+	}
+	for _, c := range top.sorted() {
+		res.Candidates = append(res.Candidates, core.Candidate{ID: c.id, Score: float64(c.score)})
+	}
+	return res
+}
+
+// topN keeps the n best (score, id) pairs: highest score, then lowest id.
+// h is a min-heap on that order (the worst kept pair at h[0]).
+type topN struct {
+	n int
+	h []kwHit
+}
+
+type kwHit struct {
+	score float32
+	id    core.ID
+}
+
+// worse reports whether a ranks below b.
+func worse(a, b kwHit) bool { return a.score < b.score || a.score == b.score && a.id > b.id }
+
+func (t *topN) push(score float32, id core.ID) {
+	x := kwHit{score, id}
+	h := t.h
+	if len(h) < t.n {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; {
+			parent := (i - 1) / 2
+			if !worse(h[i], h[parent]) {
+				break
+			}
+			h[i], h[parent] = h[parent], h[i]
+			i = parent
+		}
+		t.h = h
+		return
+	}
+	if !worse(h[0], x) {
+		return
+	}
+	h[0] = x
+	for i := 0; ; {
+		l, r, w := 2*i+1, 2*i+2, i
+		if l < len(h) && worse(h[l], h[w]) {
+			w = l
+		}
+		if r < len(h) && worse(h[r], h[w]) {
+			w = r
+		}
+		if w == i {
+			break
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
+}
+
+func (t *topN) sorted() []kwHit {
+	slices.SortFunc(t.h, func(a, b kwHit) int {
+		if worse(a, b) {
+			return 1
+		}
+		if worse(b, a) {
+			return -1
+		}
+		return 0
+	})
+	return t.h
+}
+
+// keywordFTS runs the fixed FTS5 query shape over the terms worth it (see
+// the package docs on the document-frequency cap) and filters its hits in
+// Go. When filters drop hits it asks FTS5 again for more, so the leg
+// returns leg.Limit candidates whenever that many match.
+func (t *readTx) keywordFTS(ctx context.Context, leg core.KeywordLeg) (core.KeywordResult, error) {
 	kp := t.s.planKeyword(&leg)
 	res := core.KeywordResult{Candidates: []core.Candidate{}, Stats: kp.stats}
 	if kp.match == "" || leg.Limit <= 0 {
@@ -143,4 +300,18 @@ func (t *readTx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.Keyw
 	}
 }
 
-var _ = slices.Contains[[]string]
+// partsFor returns the part of project, or every part for "". The caller
+// holds ix.mu.
+func (ix *index) partsFor(project core.ID) []*part {
+	if project != "" {
+		if p := ix.parts[project]; p != nil {
+			return []*part{p}
+		}
+		return nil
+	}
+	parts := make([]*part, 0, len(ix.parts))
+	for _, p := range ix.parts {
+		parts = append(parts, p)
+	}
+	return parts
+}

@@ -203,6 +203,15 @@ CREATE TABLE meta (
 	value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 `,
+	// 3: the generation of the memories, incremented by every write
+	// transaction that changes them; it validates the index snapshot file.
+	`
+CREATE TABLE index_gen (
+	k INTEGER PRIMARY KEY CHECK (k = 0),
+	gen INTEGER NOT NULL
+) STRICT;
+INSERT INTO index_gen (k, gen) VALUES (0, 0);
+`,
 }
 
 // schemaVersion is the user_version a fully migrated database has.

@@ -71,6 +71,11 @@ type Config struct {
 	// disables the cap.
 	MaxDFFraction float64
 	MinCappedDF   int
+	// KeywordFTS answers the keyword leg with FTS5 (the durable index)
+	// instead of the in-memory postings. Both propose documents by BM25
+	// over core's tokens; FTS5 applies the document-frequency cap above,
+	// the postings do not need one. See the package docs.
+	KeywordFTS bool
 }
 
 func (c Config) withDefaults() Config {
@@ -108,6 +113,7 @@ type OpenStats struct {
 	Total    time.Duration // the whole Open
 	Index    time.Duration // rebuilding the vector index and keyword statistics from rows
 	Memories int           // memories indexed
+	Snapshot bool          // the index came from the snapshot file, not from rows
 	CacheDir string        // the wazero compilation cache in use, "" for none
 	InMemory bool
 }
@@ -124,6 +130,10 @@ type Store struct {
 	readers chan *conn
 	idx     *index
 	stats   OpenStats
+	// gen is the index_gen the in-memory index reflects, or -1 when
+	// unknown (another connection wrote memories): then Close writes no
+	// snapshot. Guarded by writeMu after Open.
+	gen int64
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -191,13 +201,48 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	t := time.Now()
-	if s.idx, err = buildIndex(ctx, s.w, &s.cfg); err != nil {
+	if err := s.loadIndex(ctx); err != nil {
 		return fail("build index", err)
 	}
 	s.stats.Index = time.Since(t)
 	s.stats.Memories = s.idx.count()
 	s.stats.Total = time.Since(start)
 	return s, nil
+}
+
+// loadIndex reads the index snapshot if it matches the database's
+// generation, and otherwise rebuilds the index from rows, all in one read
+// transaction on the writer connection.
+func (s *Store) loadIndex(ctx context.Context) (err error) {
+	c := s.w
+	if err := c.c.Exec(`BEGIN DEFERRED`); err != nil {
+		return err
+	}
+	defer func() {
+		if eerr := c.c.Exec(`COMMIT`); err == nil {
+			err = eerr
+		}
+	}()
+	gen, err := c.indexGen()
+	if err != nil {
+		return err
+	}
+	s.gen = gen
+	if s.cfg.Path != "" {
+		if ix, err := readSnapshot(snapPath(s.cfg.Path), gen); err == nil && ix != nil {
+			s.idx = ix
+			s.stats.Snapshot = true
+			return nil
+		}
+	}
+	s.idx, err = buildIndex(ctx, c, &s.cfg)
+	return err
+}
+
+func (c *conn) indexGen() (int64, error) {
+	var gen int64
+	err := c.query(`SELECT gen FROM index_gen`, nil, func(st *sqlite3.Stmt) error { gen = st.ColumnInt64(0); return nil })
+	return gen, err
 }
 
 // setup configures a connection. Every connection gets the busy timeout
@@ -306,8 +351,26 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 		_ = c.end(false)
 		return err
 	}
+	gen := int64(-1)
+	if len(tx.ops) > 0 {
+		err := c.query(`UPDATE index_gen SET gen = gen + 1 RETURNING gen`, nil, func(st *sqlite3.Stmt) error {
+			gen = st.ColumnInt64(0)
+			return nil
+		})
+		if err != nil {
+			_ = c.end(false)
+			return c.wrap("index generation", err)
+		}
+	}
 	if err := c.end(true); err != nil {
 		return c.wrap("commit", err)
+	}
+	if len(tx.ops) > 0 {
+		if s.gen >= 0 && gen == s.gen+1 {
+			s.gen = gen
+		} else {
+			s.gen = -1
+		}
 	}
 	s.idx.apply(tx.ops)
 	return nil
@@ -363,10 +426,24 @@ func (s *Store) Close() error {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
+	s.saveSnapshot()
 	if err := s.closeConns(); err != nil {
 		return fmt.Errorf("sqlitevec: close: %w", err)
 	}
 	return nil
+}
+
+// saveSnapshot writes the index snapshot if the index is known to match
+// the database. A failure only costs the next Open a rebuild.
+func (s *Store) saveSnapshot() {
+	if s.cfg.Path == "" || s.w == nil || s.idx == nil || s.gen < 0 {
+		return
+	}
+	gen, err := s.w.indexGen()
+	if err != nil || gen != s.gen {
+		return
+	}
+	_ = writeSnapshot(snapPath(s.cfg.Path), s.idx, gen)
 }
 
 func (s *Store) closeConns() error {

@@ -1,0 +1,269 @@
+package sqlitevec
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"unsafe"
+
+	"github.com/athena-edge/athena-edge/core"
+)
+
+// The index snapshot is a cache of the in-memory index in a file beside
+// the database (<path>-index), written by Close and read by Open instead
+// of re-reading and re-quantizing every row. It is valid only for the
+// generation it was written at: every write transaction that changes
+// memories increments index_gen.gen in the same transaction, and Open
+// uses the snapshot only if its generation equals the database's and its
+// checksum holds; otherwise (crash, another process wrote, a missing or
+// damaged file) it rebuilds from rows as before. SQLite stays the source
+// of truth: deleting the file only costs one slower Open.
+const snapMagic = "AEVIDX02"
+
+func snapPath(db string) string { return db + "-index" }
+
+type snapWriter struct {
+	w   *bufio.Writer
+	crc uint32
+	err error
+	buf [8]byte
+}
+
+func (s *snapWriter) bytes(b []byte) {
+	if s.err != nil {
+		return
+	}
+	s.crc = crc32.Update(s.crc, crc32.IEEETable, b)
+	_, s.err = s.w.Write(b)
+}
+func (s *snapWriter) u64(v uint64) { binary.LittleEndian.PutUint64(s.buf[:], v); s.bytes(s.buf[:8]) }
+func (s *snapWriter) i64(v int64)  { s.u64(uint64(v)) }
+func (s *snapWriter) str(v string) { s.u64(uint64(len(v))); s.bytes([]byte(v)) }
+
+func sliceBytes[T any](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*int(unsafe.Sizeof(v[0])))
+}
+
+func snapSlice[T any](s *snapWriter, v []T) { s.u64(uint64(len(v))); s.bytes(sliceBytes(v)) }
+
+// writeSnapshot writes ix at generation gen to path, atomically (a
+// temporary file renamed over it). The caller holds no lock: the store is
+// closing and nothing else touches ix.
+func writeSnapshot(path string, ix *index, gen int64) (err error) {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	s := &snapWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	s.bytes([]byte(snapMagic))
+	s.i64(gen)
+	s.i64(ix.docs)
+	s.u64(uint64(len(ix.parts)))
+	for _, p := range ix.parts {
+		s.str(string(p.project))
+		s.i64(int64(p.dim))
+		s.i64(int64(p.centerN))
+		s.i64(int64(p.live))
+		s.i64(p.docs)
+		s.i64(p.totalLen)
+		snapSlice(s, p.center)
+		snapSlice(s, p.rids)
+		snapSlice(s, p.alive)
+		snapSlice(s, p.hasVec)
+		snapSlice(s, p.codes)
+		snapSlice(s, p.q8)
+		snapSlice(s, p.scale)
+		snapSlice(s, p.errb)
+		snapSlice(s, p.free)
+		snapSlice(s, p.dlen)
+		for i := range p.meta {
+			m := &p.meta[i]
+			s.str(string(m.id))
+			s.str(string(m.state))
+			s.str(string(m.typ))
+			s.str(m.domain)
+			s.str(m.session)
+			s.i64(m.created)
+			s.i64(m.accessed)
+			s.u64(uint64(len(m.tags)))
+			for _, t := range m.tags {
+				s.str(t)
+			}
+		}
+		s.u64(uint64(len(p.post)))
+		for t, pl := range p.post {
+			s.str(t)
+			snapSlice(s, pl.slots)
+			snapSlice(s, pl.tf)
+		}
+	}
+	crc := s.crc
+	s.u64(uint64(crc))
+	if s.err == nil {
+		s.err = s.w.Flush()
+	}
+	if s.err != nil {
+		return s.err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+var errSnap = errors.New("index snapshot: truncated or inconsistent")
+
+func (r *snapReader) next(n uint64) []byte {
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errSnap
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+func (r *snapReader) u64() uint64 {
+	b := r.next(8)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+func (r *snapReader) i64() int64  { return int64(r.u64()) }
+func (r *snapReader) str() string { return string(r.next(r.u64())) }
+
+func readSlice[T any](r *snapReader) []T {
+	n := r.u64()
+	var zero T
+	size := uint64(unsafe.Sizeof(zero))
+	if n > math.MaxInt32*4 {
+		r.err = errSnap
+		return nil
+	}
+	b := r.next(n * size)
+	if r.err != nil {
+		return nil
+	}
+	out := make([]T, n)
+	copy(sliceBytes(out), b)
+	return out
+}
+
+// readSnapshot loads the snapshot at path if it was written at
+// generation gen. It returns nil, nil when there is none or it is stale.
+func readSnapshot(path string, gen int64) (*index, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil
+	}
+	defer f.Close()
+	head := make([]byte, len(snapMagic)+8)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(snapMagic)]) != snapMagic ||
+		int64(binary.LittleEndian.Uint64(head[len(snapMagic):])) != gen {
+		return nil, nil
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(len(head))+8 {
+		return nil, nil
+	}
+	// One exact-size buffer (io.ReadAll would double it while growing).
+	rest := make([]byte, fi.Size()-int64(len(head)))
+	if _, err := io.ReadFull(f, rest); err != nil {
+		return nil, nil
+	}
+	body := rest[:len(rest)-8]
+	crc := crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, body)
+	if uint64(crc) != binary.LittleEndian.Uint64(rest[len(rest)-8:]) {
+		return nil, fmt.Errorf("index snapshot %s: checksum mismatch", path)
+	}
+	r := &snapReader{b: body}
+	ix := newIndex()
+	ix.docs = r.i64()
+	nparts := r.u64()
+	for range nparts {
+		if r.err != nil {
+			break
+		}
+		p := ix.part(core.ID(r.str()))
+		p.dim = int(r.i64())
+		p.words = (p.dim + 63) / 64
+		p.centerN = int(r.i64())
+		p.live = int(r.i64())
+		p.docs = r.i64()
+		p.totalLen = r.i64()
+		p.center = readSlice[float32](r)
+		p.rids = readSlice[int64](r)
+		p.alive = readSlice[bool](r)
+		p.hasVec = readSlice[bool](r)
+		p.codes = readSlice[uint64](r)
+		// q8 is most of the snapshot: alias it in the read buffer, no copy
+		if n := r.u64(); n <= uint64(len(r.b)) {
+			p.q8 = unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(r.next(n)))), n)
+		} else {
+			r.err = errSnap
+		}
+		p.scale = readSlice[float32](r)
+		p.errb = readSlice[float32](r)
+		p.free = readSlice[int32](r)
+		p.dlen = readSlice[int32](r)
+		n := len(p.rids)
+		if r.err != nil || len(p.alive) != n || len(p.hasVec) != n || len(p.scale) != n || len(p.errb) != n ||
+			len(p.dlen) != n || len(p.codes) != n*p.words || len(p.q8) != n*p.dim {
+			return nil, errSnap
+		}
+		p.meta = make([]rowMeta, n)
+		for i := range p.meta {
+			m := &p.meta[i]
+			m.id, m.state, m.typ = core.ID(r.str()), core.State(r.str()), core.MemoryType(r.str())
+			m.domain, m.session = r.str(), r.str()
+			m.created, m.accessed = r.i64(), r.i64()
+			if nt := r.u64(); nt > 0 && nt < 1<<20 {
+				m.tags = make([]string, nt)
+				for j := range m.tags {
+					m.tags[j] = r.str()
+				}
+			}
+			m.setKind()
+			if p.alive[i] {
+				ix.where[p.rids[i]] = loc{p: p, slot: int32(i)}
+			}
+		}
+		nt := r.u64()
+		for range nt {
+			if r.err != nil {
+				break
+			}
+			t := r.str()
+			pl := &postings{slots: readSlice[int32](r), tf: readSlice[uint16](r)}
+			if len(pl.slots) != len(pl.tf) {
+				return nil, errSnap
+			}
+			p.post[t] = pl
+			p.df[t] = int64(len(pl.slots))
+		}
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errSnap
+	}
+	return ix, nil
+}
