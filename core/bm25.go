@@ -104,7 +104,9 @@ func (p BM25Params) Score(queryTerms []string, docTF map[string]int, docLen int,
 	if docLen < 0 {
 		dl = 0
 	}
-	norm := k1 * (1 - b + b*dl/stats.AvgDocLen())
+	// Explicit float64 conversions round each product, which forbids fused
+	// multiply-adds: the score must have the same bits on every platform.
+	norm := float64(k1 * (1 - b + float64(b*dl)/stats.AvgDocLen()))
 	var seen map[string]struct{}
 	if len(queryTerms) > MaxQueryTerms {
 		seen = make(map[string]struct{}, len(queryTerms))
@@ -126,7 +128,7 @@ func (p BM25Params) Score(queryTerms []string, docTF map[string]int, docLen int,
 		df := max(stats.DF[t], 1)
 		idf := p.IDF(df, stats.Docs)
 		ftf := float64(tf)
-		score += idf * (k1 + 1) * (ftf / (ftf + norm))
+		score += float64(idf * (k1 + 1) * (ftf / (ftf + norm)))
 	}
 	return score
 }

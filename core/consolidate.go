@@ -373,7 +373,7 @@ func (r *ConsolidationReport) add(a *ConsolidationAction, writes int, existing b
 // 0.2·min(access,10)/10), plus 0.1 (still capped at 1) when access > 5.
 // It is pure and safe for concurrent use.
 func RescoreUsefulness(old float64, access int64) float64 {
-	u := 0.8*old + 0.2*float64(min(access, 10))/10
+	u := float64(0.8*old) + float64(0.2*float64(min(access, 10)))/10 // no fused multiply-adds: same bits everywhere
 	if access > 5 {
 		u += 0.1
 	}
@@ -1189,7 +1189,7 @@ func meanEmbedding(evs []*Event, p *Project) []float32 {
 	}
 	var n float64
 	for _, x := range sum {
-		n += x * x
+		n += float64(x * x)
 	}
 	if n == 0 || math.IsInf(n, 0) || math.IsNaN(n) {
 		return nil

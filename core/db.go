@@ -832,7 +832,12 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, st
 			return StatusSuperseded, "an equal or newer write already won", nil
 		default:
 			if cur.EmbeddingModel != p.EmbeddingModel || cur.EmbeddingDim != p.EmbeddingDim {
-				return StatusRejected, "embedding_dim: a project's embedding model and dimension are fixed at creation", nil
+				// A project's embedder changes only together with every
+				// memory's vector, which a project put cannot carry: each
+				// replica re-embeds locally (Tx.SwapEmbedder).
+				return StatusRejected, fmt.Sprintf("embedding_model: this change moves the project's embedder from %s/%d to %s/%d; "+
+					"an embedder changes only by a local re-embed of every memory, which each replica runs itself (athena-edge reembed)",
+					cur.EmbeddingModel, cur.EmbeddingDim, p.EmbeddingModel, p.EmbeddingDim), nil
 			}
 			if cur.LastAccessed.After(p.LastAccessed) {
 				p.LastAccessed = cur.LastAccessed

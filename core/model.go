@@ -13,9 +13,11 @@ const (
 	DefaultProjectName           = "default"
 )
 
-// Project groups memories. Name and Path are each unique. The embedding model
-// and dimension are fixed at creation: every vector stored in the project
-// must carry the same model stamp and dimension.
+// Project groups memories. Name and Path are each unique. Every vector
+// stored in the project must carry its embedding model stamp and dimension.
+// They are set at creation and change only by a local re-embed of every
+// memory in one transaction ([Tx.SwapEmbedder], [Reembed]); a replica
+// rejects a remote project put that changes them.
 type Project struct {
 	ID                    ID            `json:"id"`
 	Name                  string        `json:"name"`
@@ -106,7 +108,9 @@ func (m Memory) Clone() Memory {
 //
 //	0.5·usefulness + 0.3·confidence + 0.2·min(access_count/100, 1)
 func Quality(usefulness, confidence float64, accessCount int64) float64 {
-	return 0.5*usefulness + 0.3*confidence + 0.2*min(float64(accessCount)/100, 1)
+	// Each product is converted explicitly so that no platform fuses it
+	// into a multiply-add: the result must be bit-identical everywhere.
+	return float64(0.5*usefulness) + float64(0.3*confidence) + float64(0.2*min(float64(accessCount)/100, 1))
 }
 
 // Relationship links two memories.

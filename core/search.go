@@ -237,9 +237,10 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		return nil, fmt.Errorf("search: project %s: %w", q.ProjectID, err)
 	}
 	if q.Embedding == nil && q.Text != "" && tx.db.embedder != nil {
-		if tx.db.embedder.Model() != proj.EmbeddingModel {
+		if tx.db.embedder.Model() != proj.EmbeddingModel || tx.db.embedder.Dim() != proj.EmbeddingDim {
 			return nil, fmt.Errorf("search: %w", &FieldError{Field: "embedding_model",
-				Reason: "embedder " + tx.db.embedder.Model() + " does not match the project's " + proj.EmbeddingModel, Err: ErrDimMismatch})
+				Reason: fmt.Sprintf("embedder %s/%d does not match the project's %s/%d", tx.db.embedder.Model(), tx.db.embedder.Dim(),
+					proj.EmbeddingModel, proj.EmbeddingDim), Err: ErrDimMismatch})
 		}
 		vs, err := tx.db.embedder.Embed(ctx, []string{q.Text})
 		if err != nil {
@@ -387,7 +388,7 @@ func fuse(hits []Hit, q *Query, maxKW float64) {
 			if maxKW > 0 {
 				kn = hits[i].Keyword / maxKW
 			}
-			s, k := q.SemanticWeight*hits[i].Semantic, q.KeywordWeight*kn
+			s, k := float64(q.SemanticWeight*hits[i].Semantic), float64(q.KeywordWeight*kn)
 			hits[i].Hybrid = s + k
 			if e := hits[i].Explain; e != nil {
 				e.KeywordNormalized, e.SemanticContribution, e.KeywordContribution = kn, s, k
@@ -403,7 +404,7 @@ func boost(hits []Hit, q *Query, now time.Time) {
 	}
 	for i := range hits {
 		h := &hits[i]
-		qc := q.QualityBoost * h.Memory.QualityScore
+		qc := float64(q.QualityBoost * h.Memory.QualityScore)
 		var rec, rc float64
 		if q.RecencyBoost > 0 {
 			hl, ok := q.HalfLife[h.Memory.MemoryType]
@@ -412,7 +413,7 @@ func boost(hits []Hit, q *Query, now time.Time) {
 			}
 			age := max(now.Sub(h.Memory.CreatedAt), 0)
 			rec = math.Exp2(-float64(age) / float64(hl))
-			rc = q.RecencyBoost * rec
+			rc = float64(q.RecencyBoost * rec)
 		}
 		h.Hybrid += qc + rc
 		if e := h.Explain; e != nil {

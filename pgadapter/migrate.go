@@ -204,6 +204,13 @@ CREATE TABLE meta (
 	value text NOT NULL
 );
 `,
+	// 3: a re-embed (core.Tx.SwapEmbedder) changes a project's dimension,
+	// then every memory's, in one transaction: the memories' foreign key
+	// on (project_id, embedding_dim) is checked at commit. A vector of the
+	// wrong dimension still fails, at COMMIT instead of at the INSERT.
+	`
+ALTER TABLE memories ALTER CONSTRAINT memories_project_dim_fkey DEFERRABLE INITIALLY DEFERRED;
+`,
 }
 
 // migrate brings the schema to the latest version. It is idempotent and

@@ -212,6 +212,11 @@ CREATE TABLE index_gen (
 ) STRICT;
 INSERT INTO index_gen (k, gen) VALUES (0, 0);
 `,
+	// 4: find a memory's changes, so that a process can learn what another
+	// process changed (see catchup.go).
+	`
+CREATE INDEX changes_entity ON changes(entity_id, pos);
+`,
 }
 
 // schemaVersion is the user_version a fully migrated database has.

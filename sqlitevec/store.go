@@ -131,9 +131,11 @@ type Store struct {
 	idx     *index
 	stats   OpenStats
 	// gen is the index_gen the in-memory index reflects, or -1 when
-	// unknown (another connection wrote memories): then Close writes no
-	// snapshot. Guarded by writeMu after Open.
-	gen int64
+	// unknown: then Close writes no snapshot. logPos is the change-log
+	// position it reflects. Both are guarded by catchMu (see catchup.go).
+	catchMu sync.Mutex
+	gen     int64
+	logPos  int64
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -225,6 +227,9 @@ func (s *Store) loadIndex(ctx context.Context) (err error) {
 	}()
 	gen, err := c.indexGen()
 	if err != nil {
+		return err
+	}
+	if s.logPos, err = c.maxChangePos(); err != nil {
 		return err
 	}
 	s.gen = gen
@@ -340,6 +345,10 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 		_ = c.end(false)
 		return err
 	}
+	if err := s.catchUp(ctx, c); err != nil {
+		_ = c.end(false)
+		return c.wrap("catch up", err)
+	}
 	tx := &writeTx{readTx: readTx{s: s, c: c}}
 	if err := fn(tx); err != nil {
 		if eerr := c.end(false); eerr != nil {
@@ -365,6 +374,11 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 	if err := c.end(true); err != nil {
 		return c.wrap("commit", err)
 	}
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	// catchUp ran inside this IMMEDIATE transaction, so no other process
+	// wrote in between: the index now reflects everything up to this
+	// transaction's own changes.
 	if len(tx.ops) > 0 {
 		if s.gen >= 0 && gen == s.gen+1 {
 			s.gen = gen
@@ -372,6 +386,7 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 			s.gen = -1
 		}
 	}
+	s.logPos = max(s.logPos, tx.maxPos)
 	s.idx.apply(tx.ops)
 	return nil
 }
@@ -397,6 +412,10 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 		err = c.wrap("begin", err)
 		_ = c.end(false)
 		return err
+	}
+	if err := s.catchUp(ctx, c); err != nil {
+		_ = c.end(false)
+		return c.wrap("catch up", err)
 	}
 	err := fn(&readTx{s: s, c: c})
 	if eerr := c.end(false); eerr != nil && err == nil {

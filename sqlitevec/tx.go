@@ -28,7 +28,8 @@ type readTx struct {
 // applied by Update after COMMIT succeeds; a rollback drops them.
 type writeTx struct {
 	readTx
-	ops []indexOp
+	ops    []indexOp
+	maxPos int64 // the highest change-log position this transaction wrote
 }
 
 var (
@@ -641,6 +642,7 @@ func (t *writeTx) AppendChange(ctx context.Context, c *core.Change) error {
 		return t.c.wrap(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
 	}
 	c.Pos = pos
+	t.maxPos = max(t.maxPos, pos)
 	return nil
 }
 

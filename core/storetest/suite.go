@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"ChangeLogRejectsAndGaps", testRejectAndGap},
 		{"ContextCancellation", testCancel},
 		{"MetaIsTransactional", testMeta},
+		{"ReembedSwap", testReembedSwap},
+		{"ReembedStagedAndResumed", testReembedStaged},
 		{"Hammer", testHammer},
 	}
 	for _, tc := range cases {
@@ -1066,4 +1069,250 @@ func testMeta(t *testing.T, e *env) {
 		return nil
 	}))
 	require.NoError(t, e.db.Update(e.ctx, func(tx *core.Tx) error { return tx.DeleteMeta(e.ctx, "never-set") }))
+}
+
+// vecDim is Vec for another dimension.
+func vecDim(seed uint64, dim int) []float32 {
+	v := Vec(seed)
+	out := make([]float32, dim)
+	for i := range out {
+		out[i] = v[i%len(v)] + float32(i/len(v))*v[(i*7)%len(v)]
+	}
+	var n float64
+	for _, x := range out {
+		n += float64(x) * float64(x)
+	}
+	s := 1 / math.Sqrt(n)
+	for i := range out {
+		out[i] = float32(float64(out[i]) * s)
+	}
+	return out
+}
+
+// testReembedSwap moves a project to an embedder of another model and
+// dimension in one transaction: a failed swap changes nothing, a
+// successful one changes the project and every memory together, and a
+// replica that did not re-embed rejects the swap's changes.
+func testReembedSwap(t *testing.T, e *env) {
+	ctx := e.ctx
+	const newModel, newDim = "storetest-model-v2", 48
+	p := e.project("reembed")
+	other := e.project("reembed-other")
+	ms := []core.Memory{
+		e.remember(p, "alpha database indexes", Vec(501), func(m *core.Memory) { m.Tags = []string{"db"} }),
+		e.remember(p, "beta banana bread", Vec(502), nil),
+		e.remember(p, "gamma garden notes", Vec(503), nil),
+	}
+	keep := e.remember(other, "other project keeps its embedder", Vec(504), nil)
+	e.clock.Advance(time.Second)
+	_, err := e.db.RecordAccess(ctx, ms[0].ID)
+	require.NoError(t, err)
+	_, err = e.db.SetState(ctx, ms[1].ID, core.StateConsolidating, "")
+	require.NoError(t, err)
+	replica := core.New(e.open(t), core.Config{Device: "replica", Clock: core.NewClock(core.ClockConfig{Now: e.clock.Now})})
+	replicate(t, ctx, e.db, replica)
+
+	pBefore, err := e.db.Project(ctx, p.ID)
+	require.NoError(t, err)
+	before := snapshot(t, ctx, e.db)
+	changesBefore := len(mustChanges(t, ctx, e.db))
+	newVecs := map[core.ID][]float32{}
+	for i, m := range ms {
+		newVecs[m.ID] = vecDim(uint64(600+i), newDim)
+	}
+	vectors := func(skip core.ID) func([]core.Memory) ([][]float32, error) {
+		return func(page []core.Memory) ([][]float32, error) {
+			out := make([][]float32, len(page))
+			for i, m := range page {
+				if m.ID != skip {
+					out[i] = newVecs[m.ID]
+				}
+			}
+			return out, nil
+		}
+	}
+	e.clock.Advance(time.Second)
+
+	// Failed swaps: the last memory has no vector (after the project and
+	// two memories were written), or vectors fails. Nothing changes.
+	_, err = e.db.SwapEmbedder(ctx, p.ID, newModel, newDim, vectors(ms[2].ID))
+	require.ErrorIs(t, err, core.ErrDimMismatch)
+	boom := errors.New("boom")
+	_, err = e.db.SwapEmbedder(ctx, p.ID, newModel, newDim, func([]core.Memory) ([][]float32, error) { return nil, boom })
+	require.ErrorIs(t, err, boom)
+	_, err = e.db.SwapEmbedder(ctx, p.ID, newModel, 0, vectors(""))
+	require.ErrorIs(t, err, core.ErrInvalid)
+	got, err := e.db.Project(ctx, p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, pBefore, got, "a failed swap leaves the project as it was")
+	assert.Equal(t, before, snapshot(t, ctx, e.db), "a failed swap leaves every memory as it was")
+	assert.Len(t, mustChanges(t, ctx, e.db), changesBefore, "a failed swap records no change")
+	hits, err := e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: Vec(502), K: 3, SemanticOnly: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, hits)
+	assert.Equal(t, ms[1].ID, hits[0].Memory.ID, "search still works on the old embedder")
+
+	// The swap.
+	n, err := e.db.SwapEmbedder(ctx, p.ID, newModel, newDim, vectors(""))
+	require.NoError(t, err)
+	assert.Equal(t, len(ms), n)
+	pAfter, err := e.db.Project(ctx, p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, newModel, pAfter.EmbeddingModel)
+	assert.Equal(t, newDim, pAfter.EmbeddingDim)
+	assert.True(t, pAfter.Version.After(pBefore.Version))
+	assert.Equal(t, pBefore.Name, pAfter.Name)
+	assert.Equal(t, pBefore.Path, pAfter.Path)
+	assert.Equal(t, pBefore.CreatedAt, pAfter.CreatedAt)
+	for _, m := range ms {
+		got, err := e.db.Memory(ctx, m.ID)
+		require.NoError(t, err)
+		old := before[m.ID]
+		assert.Equal(t, newVecs[m.ID], got.Embedding, "%s: the new vector, bit for bit", m.Content)
+		assert.Equal(t, newModel, got.EmbeddingModel)
+		assert.True(t, got.Version.After(old.Version))
+		old.Embedding, old.EmbeddingModel, old.Version = got.Embedding, got.EmbeddingModel, got.Version
+		assert.Equal(t, old, got, "%s: nothing else changes", m.Content)
+	}
+	cs := mustChanges(t, ctx, e.db)
+	require.Len(t, cs, changesBefore+1+len(ms))
+	swapped := cs[changesBefore:]
+	assert.Equal(t, core.KindProjectPut, swapped[0].Kind, "the project put comes first")
+	for _, c := range swapped[1:] {
+		assert.Equal(t, core.KindMemoryPut, c.Kind)
+		assert.Len(t, c.Vector, newDim)
+	}
+
+	for _, exact := range []bool{true, false} {
+		hits, err := e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: newVecs[ms[1].ID], K: 3, SemanticOnly: true, Exact: exact})
+		require.NoError(t, err)
+		require.NotEmpty(t, hits, "exact=%v", exact)
+		assert.Equal(t, ms[1].ID, hits[0].Memory.ID, "exact=%v", exact)
+		assert.InDelta(t, 1, hits[0].Semantic, 1e-6)
+	}
+	hits, err = e.db.Search(ctx, core.Query{ProjectID: p.ID, Text: "alpha database", Embedding: newVecs[ms[0].ID], K: 3})
+	require.NoError(t, err)
+	require.NotEmpty(t, hits)
+	assert.Equal(t, ms[0].ID, hits[0].Memory.ID)
+	assert.Greater(t, hits[0].Keyword, 0.0, "the keyword leg is unaffected")
+	_, err = e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: Vec(501), K: 3, SemanticOnly: true})
+	require.ErrorIs(t, err, core.ErrDimMismatch, "a query of the old dimension")
+	_, err = e.db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "old dim", Embedding: Vec(505), EmbeddingModel: Model})
+	require.ErrorIs(t, err, core.ErrDimMismatch)
+	_, err = e.db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "old model", Embedding: vecDim(506, newDim), EmbeddingModel: Model})
+	require.ErrorIs(t, err, core.ErrDimMismatch)
+	fresh, err := e.db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "new embedder", Embedding: vecDim(507, newDim), EmbeddingModel: newModel})
+	require.NoError(t, err)
+	hits, err = e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: vecDim(507, newDim), K: 1, SemanticOnly: true})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, fresh.ID, hits[0].Memory.ID)
+	hits, err = e.db.Search(ctx, core.Query{ProjectID: other.ID, Embedding: Vec(504), K: 1, SemanticOnly: true})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, keep.ID, hits[0].Memory.ID, "another project keeps its embedder")
+
+	// A replica that did not re-embed rejects the swap, with a reason, and
+	// keeps its own state.
+	replicaBefore := snapshot(t, ctx, replica)
+	res, err := replica.ApplyChanges(ctx, swapped)
+	require.NoError(t, err)
+	require.Len(t, res, len(swapped))
+	for _, r := range res {
+		assert.Equal(t, core.StatusRejected, r.Status, "%+v", r)
+	}
+	assert.Contains(t, res[0].Reason, "re-embed")
+	assert.Equal(t, replicaBefore, snapshot(t, ctx, replica))
+	rp, err := replica.Project(ctx, p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, Model, rp.EmbeddingModel)
+	assert.Equal(t, Dim, rp.EmbeddingDim)
+}
+
+// testReembedStaged runs core.Reembed with the built-in embedder: staged
+// in batches through the store's metadata, interrupted and resumed, with
+// a memory edited and one created while staging, then swapped.
+func testReembedStaged(t *testing.T, e *env) {
+	ctx := e.ctx
+	p := e.project("restage")
+	var ms []core.Memory
+	for i := range 7 {
+		ms = append(ms, e.remember(p, fmt.Sprintf("note %d about topic %d", i, i*i), Vec(uint64(700+i)), nil))
+	}
+	slices.SortFunc(ms, func(a, b core.Memory) int { return strings.Compare(string(a.ID), string(b.ID)) }) // staging order
+	emb := core.NewHashEmbedder(core.HashEmbedderConfig{Dim: 32})
+
+	// Interrupted after the first batch of 3.
+	cctx, cancel := context.WithCancel(ctx)
+	var calls []int
+	_, err := core.Reembed(cctx, e.db, p.ID, emb, core.ReembedOptions{Batch: 3, Progress: func(done, total int) {
+		calls = append(calls, done)
+		assert.Equal(t, len(ms), total)
+		if done == 3 {
+			cancel()
+		}
+	}})
+	cancel()
+	require.ErrorIs(t, err, core.ErrReembedInterrupted)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, []int{0, 3}, calls)
+	require.NoError(t, e.db.View(ctx, func(tx *core.Tx) error {
+		staged, err := tx.MetaPrefix(ctx, "reembed/"+string(p.ID)+"/")
+		require.NoError(t, err)
+		assert.Len(t, staged, 4, "three vectors and the progress key")
+		return nil
+	}))
+	got, err := e.db.Project(ctx, p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, Dim, got.EmbeddingDim, "staging does not change the project")
+
+	// Resumed: an already staged memory is edited and a memory is created
+	// meanwhile; both are caught.
+	e.clock.Advance(time.Second)
+	edited, err := e.db.UpdateMemory(ctx, ms[0].ID, func(m *core.Memory) error { m.Content = "first note, edited"; return nil })
+	require.NoError(t, err)
+	var added core.Memory
+	rep, err := core.Reembed(ctx, e.db, p.ID, emb, core.ReembedOptions{Batch: 3, Progress: func(done, total int) {
+		if done == 3 {
+			hits, err := e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: ms[4].Embedding, K: 1, SemanticOnly: true})
+			require.NoError(t, err, "search works during staging")
+			require.Len(t, hits, 1)
+			assert.Equal(t, ms[4].ID, hits[0].Memory.ID)
+		}
+		if done == 6 && added.ID == "" {
+			added = e.remember(p, "added while staging", Vec(799), nil)
+		}
+	}})
+	require.NoError(t, err)
+	assert.True(t, rep.Resumed)
+	assert.Equal(t, len(ms)+1, rep.Memories)
+	assert.Equal(t, 1, rep.Restaged, "the edited memory")
+	assert.Equal(t, 0, rep.Inline)
+	assert.Equal(t, len(ms)-3+1+1, rep.Embedded, "the rest, the added one and the edited one")
+	assert.Equal(t, Model, rep.FromModel)
+	assert.Equal(t, core.HashEmbedderModel, rep.ToModel)
+	assert.Equal(t, 32, rep.ToDim)
+
+	all, err := e.db.Memories(ctx, core.MemoryFilter{ProjectID: p.ID})
+	require.NoError(t, err)
+	require.Len(t, all, len(ms)+1)
+	for _, m := range all {
+		assert.Equal(t, emb.EmbedOne(m.Content), m.Embedding, "%s: embedded from its current content", m.Content)
+		assert.Equal(t, core.HashEmbedderModel, m.EmbeddingModel)
+	}
+	assert.Equal(t, "first note, edited", edited.Content)
+	require.NoError(t, e.db.View(ctx, func(tx *core.Tx) error {
+		staged, err := tx.MetaPrefix(ctx, "reembed/")
+		require.NoError(t, err)
+		assert.Empty(t, staged, "the swap deletes the staged data")
+		return nil
+	}))
+	hits, err := e.db.Search(ctx, core.Query{ProjectID: p.ID, Embedding: emb.EmbedOne("added while staging"), K: 1, SemanticOnly: true})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, added.ID, hits[0].Memory.ID)
+
+	rep, err = core.Reembed(ctx, e.db, p.ID, emb, core.ReembedOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.Unchanged, "already on the target")
 }
