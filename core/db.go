@@ -245,10 +245,11 @@ func (tx *Tx) Remember(ctx context.Context, m Memory) (Memory, error) {
 	if err != nil {
 		return Memory{}, fmt.Errorf("remember: project %s: %w", m.ProjectID, err)
 	}
+	fresh := m.ID == ""
 	if err := tx.prepareMemory(ctx, &m, &p); err != nil {
 		return Memory{}, fmt.Errorf("remember: %w", err)
 	}
-	return tx.putNewMemory(ctx, m)
+	return tx.putNewMemory(ctx, m, fresh)
 }
 
 func (tx *Tx) prepareMemory(ctx context.Context, m *Memory, p *Project) error {
@@ -282,20 +283,26 @@ func (tx *Tx) prepareMemory(ctx context.Context, m *Memory, p *Project) error {
 	return nil
 }
 
-func (tx *Tx) putNewMemory(ctx context.Context, m Memory) (Memory, error) {
+// putNewMemory stores a prepared new memory. fresh means its ID was just
+// made by NewID, so it cannot exist or have been deleted: the two lookups
+// that guard a caller-chosen ID are skipped, which is most of the cost of
+// a batched insert.
+func (tx *Tx) putNewMemory(ctx context.Context, m Memory, fresh bool) (Memory, error) {
 	w, err := tx.writer()
 	if err != nil {
 		return Memory{}, err
 	}
-	if dead, err := w.Tombstoned(ctx, m.ID); err != nil {
-		return Memory{}, fmt.Errorf("remember: %w", err)
-	} else if dead {
-		return Memory{}, fmt.Errorf("remember: %w: memory %s was deleted", ErrConflict, m.ID)
-	}
-	if old, err := w.Memories(ctx, MemoryFilter{IDs: []ID{m.ID}}); err != nil {
-		return Memory{}, fmt.Errorf("remember: %w", err)
-	} else if len(old) > 0 {
-		return Memory{}, fmt.Errorf("remember: %w: memory %s exists", ErrConflict, m.ID)
+	if !fresh {
+		if dead, err := w.Tombstoned(ctx, m.ID); err != nil {
+			return Memory{}, fmt.Errorf("remember: %w", err)
+		} else if dead {
+			return Memory{}, fmt.Errorf("remember: %w: memory %s was deleted", ErrConflict, m.ID)
+		}
+		if old, err := w.Memories(ctx, MemoryFilter{IDs: []ID{m.ID}}); err != nil {
+			return Memory{}, fmt.Errorf("remember: %w", err)
+		} else if len(old) > 0 {
+			return Memory{}, fmt.Errorf("remember: %w: memory %s exists", ErrConflict, m.ID)
+		}
 	}
 	vec := m.Embedding
 	m.Embedding = nil

@@ -93,11 +93,12 @@ func (db *DB) RememberBatch(ctx context.Context, ms []Memory) ([]BatchResult, er
 				out[i].Err = ErrNotFound
 				continue
 			}
+			fresh := m.ID == ""
 			if err := tx.prepareMemory(ctx, &m, p); err != nil {
 				out[i].Err = err
 				continue
 			}
-			got, err := tx.putNewMemory(ctx, m)
+			got, err := tx.putNewMemory(ctx, m, fresh)
 			if err != nil {
 				out[i].Err = err
 				continue
