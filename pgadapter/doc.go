@@ -16,10 +16,11 @@
 // start at once. The pgvector extension is created in public if missing;
 // connections use search_path "<schema>, public".
 //
-// The schema mirrors core's model: projects (unique name and path, a fixed
-// embedding dimension), memories with a pgvector column of any dimension
-// (a foreign key on (project_id, embedding_dim) and a CHECK on
-// vector_dims reject a vector of the wrong dimension even if validation is
+// The schema mirrors core's model: projects (unique name and path, an
+// embedding dimension that changes only by a reembed), memories with a
+// pgvector column of any dimension (a foreign key on (project_id,
+// embedding_dim), checked at commit, and a CHECK on vector_dims reject a
+// vector of the wrong dimension even if validation is
 // bypassed), a generated tsvector over core's own tokens with a GIN index,
 // and one HNSW index per dimension, created with the first project of that
 // dimension: a partial expression index over
