@@ -4,7 +4,8 @@
 #   ./scripts/test.sh [go test flags...]     e.g. ./scripts/test.sh -run TestPostgres
 #
 # Steps: PostgreSQL+pgvector (scripts/pg.sh, unless ATHENA_TEST_PG_URL is set), gofmt,
-# go vet (native, wasip1, js/wasm), go test -race ./..., and ./core/... under
+# go vet (native, wasip1, js/wasm), chromium + playwright-core (scripts/browser.sh),
+# go test -race ./... (with the browser end-to-end test), and ./core/... under
 # wasip1 with the wazero runtime (installed pinned into .bin/).
 #
 # Environment:
@@ -112,6 +113,12 @@ step "go vet (wasip1/wasm) ${WASM_PKGS[*]}" env GOOS=wasip1 GOARCH=wasm go vet "
 step "go vet (js/wasm) ${WASM_PKGS[*]}" env GOOS=js GOARCH=wasm go vet "${WASM_PKGS[@]}"
 
 # --- 4. go test -race -------------------------------------------------------------
+# The browser end-to-end test (tests/browser_e2e_test.go) runs inside this
+# step; scripts/browser.sh provisions it first (Debian's chromium, node's
+# playwright-core pinned by web/package-lock.json), and ATHENA_TEST_BROWSER=1
+# makes a missing browser fail the test instead of skipping it.
+step "browser: chromium + playwright-core" scripts/browser.sh
+export ATHENA_TEST_BROWSER=1
 step "go test -race ./..." go test -race -count=1 "${TEST_ARGS[@]}" ./...
 
 # --- 5. core under wasip1 (wazero) ----------------------------------------------

@@ -23,17 +23,19 @@ func serveCommand() *command {
 		addr, certFile, keyFile string
 		origins                 listFlag
 		noConsolidate           bool
+		webOpts                 webOptions
 	)
 	return &command{
 		name:    "serve",
 		summary: "run the sync server (/v1/sync, /v1/ticket, /healthz) on Postgres when configured, else embedded SQLite",
-		usage:   "[--addr 127.0.0.1:8080] [--tls-cert F --tls-key F] [--origin PATTERN] [--no-consolidate]",
+		usage:   "[--addr 127.0.0.1:8080] [--tls-cert F --tls-key F] [--origin PATTERN] [--no-consolidate] [--demo] [--web-dist DIR]",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
 			fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM); with --tls-key, serve wss://")
 			fs.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM)")
 			fs.Var(&origins, "origin", "allowed browser origins (path.Match patterns; repeatable)")
 			fs.BoolVar(&noConsolidate, "no-consolidate", false, "do not consolidate projects in the background")
+			webOpts.register(fs)
 		},
 		run: func(e *env, args []string) error {
 			if len(args) > 0 {
@@ -64,7 +66,9 @@ func serveCommand() *command {
 			mux := http.NewServeMux()
 			mux.Handle("/v1/", srv)
 			mux.Handle("/healthz", srv)
-			registerWeb(mux, h.DB, srv)
+			if err := registerWeb(ctx, e, mux, h.DB, srv, webOpts, addr, log); err != nil {
+				return err
+			}
 
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
