@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ type state struct {
 	LastSeq       map[string]uint64               `json:"last_seq"`
 	Meta          map[string]string               `json:"meta"`
 
-	tokens map[core.ID][]string // cached core.Tokenize(content), rebuilt on Load
+	derived map[core.ID]derived // per-memory search data, rebuilt on Load
 }
 
 func newState() state {
@@ -48,7 +49,7 @@ func newState() state {
 		Projects: map[core.ID]core.Project{}, Memories: map[core.ID]core.Memory{}, Tombstones: map[core.ID]bool{},
 		Events: map[core.ID]core.Event{}, Tasks: map[core.ID]core.Task{}, Goals: map[core.ID]core.Goal{},
 		Code: map[core.ID]core.CodeEntity{}, Deps: map[core.ID]core.CodeDependency{},
-		Relationships: map[core.ID]core.Relationship{}, LastSeq: map[string]uint64{}, Meta: map[string]string{}, tokens: map[core.ID][]string{},
+		Relationships: map[core.ID]core.Relationship{}, LastSeq: map[string]uint64{}, Meta: map[string]string{}, derived: map[core.ID]derived{},
 	}
 }
 
@@ -73,9 +74,9 @@ func Load(snapshot []byte) (*Store, error) {
 	orInit(&s.s.Relationships, fresh.Relationships)
 	orInit(&s.s.LastSeq, fresh.LastSeq)
 	orInit(&s.s.Meta, fresh.Meta)
-	s.s.tokens = map[core.ID][]string{}
+	s.s.derived = map[core.ID]derived{}
 	for id, m := range s.s.Memories {
-		s.s.tokens[id] = core.Tokenize(m.Content)
+		s.s.derived[id] = derive(&m)
 	}
 	return s, nil
 }
@@ -84,6 +85,24 @@ func orInit[M ~map[K]V, K comparable, V any](m *M, fresh M) {
 	if *m == nil {
 		*m = fresh
 	}
+}
+
+// derived is what a search needs of a memory, computed once when it is
+// written: its core term frequencies, its length in tokens and the norm of
+// its embedding.
+type derived struct {
+	tf   map[string]int
+	n    int
+	norm float64
+}
+
+func derive(m *core.Memory) derived {
+	toks := core.Tokenize(m.Content)
+	var n2 float64
+	for _, x := range m.Embedding {
+		n2 += float64(x) * float64(x)
+	}
+	return derived{tf: core.TermFreqs(toks), n: len(toks), norm: math.Sqrt(n2)}
 }
 
 // Snapshot encodes the whole store. It takes the read lock.
@@ -338,11 +357,26 @@ func (t *tx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Candidat
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var qn float64
+	for _, x := range leg.Vector {
+		qn += float64(x) * float64(x)
+	}
+	qn = math.Sqrt(qn)
 	out := []core.Candidate{}
-	for _, m := range t.s.Memories {
-		if leg.Filter.Match(&m) {
-			out = append(out, core.Candidate{ID: m.ID, Score: core.Cosine(leg.Vector, m.Embedding), Exact: true})
+	for id, d := range t.s.derived {
+		m := t.s.Memories[id]
+		if !leg.Filter.Match(&m) {
+			continue
 		}
+		var score float64
+		if len(m.Embedding) == len(leg.Vector) && d.norm > 0 && qn > 0 {
+			var dot float64
+			for i, x := range m.Embedding {
+				dot += float64(x) * float64(leg.Vector[i])
+			}
+			score = dot / (d.norm * qn)
+		}
+		out = append(out, core.Candidate{ID: m.ID, Score: score, Exact: true})
 	}
 	sortCandidates(out)
 	if len(out) > leg.K {
@@ -368,23 +402,22 @@ func (t *tx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordR
 		n   int
 	}
 	var matches []doc
-	for id, m := range t.s.Memories {
+	for id, d := range t.s.derived {
+		m := t.s.Memories[id]
 		if m.ProjectID != leg.Filter.ProjectID {
 			continue
 		}
-		toks := t.s.tokens[id]
 		res.Stats.Docs++
-		res.Stats.TotalLen += int64(len(toks))
-		tf := core.TermFreqs(toks)
+		res.Stats.TotalLen += int64(d.n)
 		hit := false
 		for _, term := range leg.Terms {
-			if tf[term] > 0 {
+			if d.tf[term] > 0 {
 				res.Stats.DF[term]++
 				hit = true
 			}
 		}
 		if hit && leg.Filter.Match(&m) {
-			matches = append(matches, doc{m: &m, tfs: tf, n: len(toks)})
+			matches = append(matches, doc{m: &m, tfs: d.tf, n: d.n})
 		}
 	}
 	bm := core.BM25Params{}
@@ -424,9 +457,9 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 		return err
 	}
 	remember(t, t.s.Memories, m.ID)
-	remember(t, t.s.tokens, m.ID)
+	remember(t, t.s.derived, m.ID)
 	t.s.Memories[m.ID] = m.Clone()
-	t.s.tokens[m.ID] = core.Tokenize(m.Content)
+	t.s.derived[m.ID] = derive(&m)
 	return ctx.Err()
 }
 
@@ -435,10 +468,10 @@ func (t *tx) DeleteMemory(ctx context.Context, id core.ID) error {
 		return err
 	}
 	remember(t, t.s.Memories, id)
-	remember(t, t.s.tokens, id)
+	remember(t, t.s.derived, id)
 	remember(t, t.s.Tombstones, id)
 	delete(t.s.Memories, id)
-	delete(t.s.tokens, id)
+	delete(t.s.derived, id)
 	t.s.Tombstones[id] = true
 	return ctx.Err()
 }
