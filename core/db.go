@@ -753,7 +753,10 @@ func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]
 		if c.Seq != l+1 && !allowGaps {
 			return out, fmt.Errorf("apply %s/%d: %w: last applied is %d", c.Device, c.Seq, ErrSeqGap, l)
 		}
-		c.Status, c.Reason = tx.applyRemote(ctx, w, &c)
+		var err error
+		if c.Status, c.Reason, err = tx.applyRemote(ctx, w, &c); err != nil {
+			return out, fmt.Errorf("apply %s/%d: %w", c.Device, c.Seq, err)
+		}
 		c.Pos = 0
 		if err := w.AppendChange(ctx, &c); err != nil {
 			return out, fmt.Errorf("apply %s/%d: %w", c.Device, c.Seq, err)
@@ -765,21 +768,26 @@ func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]
 }
 
 // applyRemote merges one remote change into the replica and reports its
-// status. Store errors (as opposed to invalid changes) are returned as a
-// rejection only when they are ErrInvalid or ErrConflict; anything else
-// would be a broken store, which a failed write surfaces later anyway.
-func (tx *Tx) applyRemote(ctx context.Context, w WriteTx, c *Change) (Status, string) {
+// status. A change the replica judges invalid (ErrInvalid, ErrConflict,
+// ErrNotFound from the merge) is rejected with the reason; any other store
+// error (a lost connection, a lock the store asks to retry) is returned, so
+// the whole transaction fails and is retried or reported: a transient
+// failure must never turn into a permanent rejection.
+func (tx *Tx) applyRemote(ctx context.Context, w WriteTx, c *Change) (Status, string, error) {
 	if c.Device == "" || c.Device == tx.db.device && c.Seq == 0 {
-		return StatusRejected, "device: missing"
+		return StatusRejected, "device: missing", nil
 	}
 	if err := tx.db.clock.Observe(c.HLC); err != nil {
-		return StatusRejected, err.Error()
+		return StatusRejected, err.Error(), nil
 	}
 	st, reason, err := tx.mergeRemote(ctx, w, c)
-	if err != nil {
-		return StatusRejected, err.Error()
+	switch {
+	case err == nil:
+		return st, reason, nil
+	case errors.Is(err, ErrInvalid) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+		return StatusRejected, err.Error(), nil
 	}
-	return st, reason
+	return "", "", err
 }
 
 func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, string, error) {

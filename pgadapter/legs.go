@@ -180,8 +180,10 @@ func (t *tx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordR
 		}
 		return res, nil
 	}
-	b.Queue(`SELECT u.term, (SELECT count(*) FROM memories m WHERE m.project_id = $1
-			AND m.tsv @@ to_tsquery('simple', '''' || u.term || ''''))
+	// The GIN index answers each term first (OFFSET 0 keeps the planner
+	// from scanning the project's rows and testing tsv on each one).
+	b.Queue(`SELECT u.term, (SELECT count(*) FROM (SELECT m.project_id FROM memories m
+			WHERE m.tsv @@ to_tsquery('simple', '''' || u.term || '''') OFFSET 0) h WHERE h.project_id = $1)
 		FROM unnest($2::text[]) AS u(term)`, project, terms).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var term string
@@ -197,8 +199,9 @@ func (t *tx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordR
 		args := []any{terms}
 		w := where(&leg.Filter, &args, false)
 		args = append(args, leg.Limit)
-		b.Queue(`WITH q AS (SELECT to_tsquery('simple', string_agg('''' || t || '''', ' | ')) AS q FROM unnest($1::text[]) t)
-			SELECT id, ts_rank(tsv, q.q) AS r FROM memories, q WHERE tsv @@ q.q AND `+w+`
+		b.Queue(`WITH q AS MATERIALIZED (SELECT to_tsquery('simple', string_agg('''' || t || '''', ' | ')) AS q FROM unnest($1::text[]) t),
+			hits AS MATERIALIZED (SELECT m.*, ts_rank(m.tsv, q.q) AS r FROM memories m, q WHERE m.tsv @@ q.q)
+			SELECT id, r FROM hits WHERE `+w+`
 			ORDER BY r DESC, id LIMIT $`+strconv.Itoa(len(args)), args...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string

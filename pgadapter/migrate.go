@@ -211,6 +211,14 @@ CREATE TABLE meta (
 	`
 ALTER TABLE memories ALTER CONSTRAINT memories_project_dim_fkey DEFERRABLE INITIALLY DEFERRED;
 `,
+	// 4: the keyword index without GIN's pending list. With fastupdate on,
+	// new entries wait in an unsorted list that every search scans until
+	// a vacuum merges it: at 10K fresh rows that made each term lookup
+	// 2.5 ms instead of 0.01 ms. Writes pay a little more instead.
+	`
+ALTER INDEX memories_tsv_idx SET (fastupdate = off);
+SELECT gin_clean_pending_list('memories_tsv_idx'::regclass);
+`,
 }
 
 // migrate brings the schema to the latest version. It is idempotent and

@@ -37,6 +37,12 @@ const (
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 30 * time.Second
 	DefaultPollInterval = time.Second
+	// DefaultPipeline is how many push batches a client keeps in flight.
+	DefaultPipeline = 2
+	// DefaultBatchBytes caps a push batch's estimated size. Smaller
+	// batches keep each ack fast (one database transaction each on the
+	// server); the pipeline keeps the link busy meanwhile.
+	DefaultBatchBytes = 128 << 10
 )
 
 // ClientConfig configures a [Client]. DB and ServerURL are required, plus
@@ -59,8 +65,8 @@ type ClientConfig struct {
 	// BatchSize caps changes per push (DefaultBatchSize, at most the
 	// server's MaxBatch).
 	BatchSize int
-	// BatchBytes caps a push's estimated size (default: the server's
-	// message limit minus 64 KiB).
+	// BatchBytes caps a push's estimated size (DefaultBatchBytes, at most
+	// the server's message limit minus 64 KiB).
 	BatchBytes int
 	// MaxRetries is how often Sync retries a retryable failure
 	// (DefaultMaxRetries; negative: never). Watch retries forever.
@@ -79,6 +85,34 @@ type ClientConfig struct {
 	// Progress, if set, is called after every acknowledged batch and every
 	// pulled batch, from the goroutine running Sync or Watch.
 	Progress func(Progress)
+	// Pipeline is how many push batches may be in flight (sent, not yet
+	// acknowledged) at once (DefaultPipeline; 1 sends the next batch only
+	// after the previous ack). The server answers a connection's batches in
+	// order; acks are matched by batch ID, and after a refused batch (a rate
+	// limit, a sequence gap) the rest of the window is discarded and
+	// resent from the server's position.
+	Pipeline int
+	// TestHooks are fault-injection points for tests and benchmarks; nil
+	// in production.
+	TestHooks *TestHooks
+}
+
+// TestHooks are called from the goroutine running Sync or Watch. They exist
+// for tests (kill -9 between two steps) and benchmarks (ack latencies);
+// leave them nil in production.
+type TestHooks struct {
+	// AfterAck runs when an ack has been received and checked, before the
+	// edge records it. lastSeq is the batch's last sequence number.
+	AfterAck func(lastSeq uint64)
+	// Acked runs after an ack is recorded: the batch's size and the time
+	// from its send to its ack.
+	Acked func(changes int, latency time.Duration)
+	// Write, if set, writes every push and pull frame instead of the
+	// client: it may call write any number of times (a duplicate), later
+	// (reordered behind the next frame), or not at all (lost). write is
+	// bound to the connection the frame was meant for and is safe to call
+	// from another goroutine; it fails once that connection is gone.
+	Write func(t MsgType, frame []byte, write func([]byte) error) error
 }
 
 // Progress reports a sync's advance, for progress bars.
@@ -164,6 +198,12 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.Pipeline <= 0 {
+		cfg.Pipeline = DefaultPipeline
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = DefaultBatchBytes
 	}
 	c := &Client{cfg: cfg, db: cfg.DB, url: cfg.ServerURL, log: cfg.Logger, kick: make(chan struct{}, 1)}
 	if c.log == nil {
@@ -365,6 +405,11 @@ type session struct {
 	w      welcomeMsg
 	lim    FrameLimits
 	poked  bool
+	// Answers (acks or errors) for push batches still in the window that
+	// arrived before the one awaited: a reordered push makes the server
+	// answer the later batch first.
+	window  map[uint64]bool
+	stashed map[uint64]Frame
 }
 
 func (c *Client) connect(ctx context.Context, st *Stats) (*session, error) {
@@ -520,9 +565,17 @@ func (s *session) send(t MsgType, v any) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, DefaultWriteTimeout)
-	defer cancel()
-	if err := s.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+	write := func(b []byte) error {
+		ctx, cancel := context.WithTimeout(s.ctx, DefaultWriteTimeout)
+		defer cancel()
+		return s.ws.Write(ctx, websocket.MessageBinary, b)
+	}
+	if h := s.c.cfg.TestHooks; h != nil && h.Write != nil && (t == MsgPush || t == MsgPull) {
+		err = h.Write(t, b, write)
+	} else {
+		err = write(b)
+	}
+	if err != nil {
 		return fmt.Errorf("edgesync: write %s: %w", t, err)
 	}
 	s.st.BytesSent += int64(len(b))
@@ -536,6 +589,12 @@ func (s *session) send(t MsgType, v any) error {
 // (MsgChanges), or an error frame for it. Pokes are noted; stale answers
 // (for other batches or requests, e.g. duplicated frames) are dropped.
 func (s *session) await(ctx context.Context, want MsgType, id uint64) (Frame, error) {
+	if want == MsgAck {
+		if f, ok := s.stashed[id]; ok {
+			delete(s.stashed, id)
+			return s.answer(f)
+		}
+	}
 	for {
 		var f Frame
 		var ok bool
@@ -558,6 +617,7 @@ func (s *session) await(ctx context.Context, want MsgType, id uint64) (Frame, er
 			if (want == MsgAck && em.Batch == id) || (want == MsgChanges && em.Req == id) || (em.Batch == 0 && em.Req == 0) {
 				return Frame{}, em.err()
 			}
+			s.stash(em.Batch, f)
 		case want:
 			var probe struct {
 				Batch uint64 `json:"batch"`
@@ -569,8 +629,37 @@ func (s *session) await(ctx context.Context, want MsgType, id uint64) (Frame, er
 			if (want == MsgAck && probe.Batch == id) || (want == MsgChanges && probe.Req == id) {
 				return f, nil
 			}
+			if want == MsgAck {
+				s.stash(probe.Batch, f)
+			}
 		}
 	}
+}
+
+// stash keeps an answer for a push batch still in the window; answers for
+// anything else are stale (duplicates) and dropped.
+func (s *session) stash(batch uint64, f Frame) {
+	if batch == 0 || !s.window[batch] {
+		return
+	}
+	if s.stashed == nil {
+		s.stashed = map[uint64]Frame{}
+	}
+	if _, dup := s.stashed[batch]; !dup {
+		s.stashed[batch] = f
+	}
+}
+
+// answer turns a stashed frame into await's result.
+func (s *session) answer(f Frame) (Frame, error) {
+	if f.Type == MsgError {
+		var em errorMsg
+		if err := decodeMsg(&f, &em); err != nil {
+			return Frame{}, err
+		}
+		return Frame{}, em.err()
+	}
+	return f, nil
 }
 
 // waitRetry sleeps out a rate limit.
@@ -614,6 +703,14 @@ func metaInt(ctx context.Context, tx *core.Tx, key string) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
+// inflight is a push batch sent and not yet acknowledged.
+type inflight struct {
+	id      uint64
+	batch   []core.Change
+	lastPos int64
+	sent    time.Time
+}
+
 func (s *session) pushAll(ctx context.Context) error {
 	c, srv, own := s.c, s.w.ServerID, s.c.db.Device()
 	var ps pushState
@@ -646,48 +743,71 @@ func (s *session) pushAll(ctx context.Context) error {
 	}
 	prog := Progress{PushTotal: int(last - min(last, ps.acked))}
 	rewinds := 0
+	sent := ps // the outbox is read after the last batch sent
+	var window []inflight
+	s.window, s.stashed = map[uint64]bool{}, nil
+	defer func() { s.window, s.stashed = nil, nil }()
+	done := false // the outbox had nothing after sent
 	for {
-		batch, lastPos, err := s.outbox(ctx, ps, maxN, maxBytes)
-		if err != nil {
-			return fmt.Errorf("edgesync: push: %w", err)
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		id := c.ids.Add(1)
-		var ack ackMsg
-		for {
-			if err := s.send(MsgPush, &pushMsg{Batch: id, Changes: batch}); err != nil {
+		for !done && len(window) < c.cfg.Pipeline {
+			batch, lastPos, err := s.outbox(ctx, sent, maxN, maxBytes)
+			if err != nil {
+				return fmt.Errorf("edgesync: push: %w", err)
+			}
+			if len(batch) == 0 {
+				done = true
+				break
+			}
+			b := inflight{id: c.ids.Add(1), batch: batch, lastPos: lastPos, sent: time.Now()}
+			if err := s.send(MsgPush, &pushMsg{Batch: b.id, Changes: batch}); err != nil {
 				return err
 			}
-			f, err := s.await(ctx, MsgAck, id)
-			var we *Error
-			if errors.As(err, &we) && we.Code == CodeRateLimited {
+			window = append(window, b)
+			s.window[b.id] = true
+			sent = pushState{acked: batch[len(batch)-1].Seq, ackPos: lastPos}
+		}
+		if len(window) == 0 {
+			return nil
+		}
+		b := window[0]
+		f, err := s.await(ctx, MsgAck, b.id)
+		var we *Error
+		if errors.As(err, &we) && (we.Code == CodeRateLimited || we.Code == CodeSeqGap && we.LastSeq < b.batch[0].Seq-1) {
+			// The server refused the batch; those behind it in the window
+			// are refused too (or acknowledged, if they overlap what it
+			// holds). Drain their answers and resend from the right place.
+			delete(s.window, b.id)
+			for _, o := range window[1:] {
+				if _, derr := s.await(ctx, MsgAck, o.id); derr != nil && !errors.As(derr, new(*Error)) {
+					return derr
+				}
+				delete(s.window, o.id)
+			}
+			window, done = window[:0], false
+			clear(s.stashed)
+			if we.Code == CodeRateLimited {
+				sent = ps
 				if err := waitRetry(ctx, we.RetryAfter); err != nil {
 					return err
 				}
 				continue
 			}
-			if errors.As(err, &we) && we.Code == CodeSeqGap && we.LastSeq < batch[0].Seq-1 {
-				// The server is behind our cursor: resend from its end.
-				if rewinds++; rewinds > 3 {
-					return fmt.Errorf("edgesync: push: server keeps refusing the sequence: %w", err)
-				}
-				ps.acked, ps.ackPos = we.LastSeq, 0
-				batch = nil
-				break
+			// The server is behind our cursor: resend from its end.
+			if rewinds++; rewinds > 3 {
+				return fmt.Errorf("edgesync: push: server keeps refusing the sequence: %w", err)
 			}
-			if err != nil {
-				return err
-			}
-			if err := decodeMsg(&f, &ack); err != nil {
-				return err
-			}
-			break
-		}
-		if batch == nil {
+			ps.acked, ps.ackPos = we.LastSeq, 0
+			sent = ps
 			continue
 		}
+		if err != nil {
+			return err
+		}
+		var ack ackMsg
+		if err := decodeMsg(&f, &ack); err != nil {
+			return err
+		}
+		batch := b.batch
 		if len(ack.Results) != len(batch) {
 			return fmt.Errorf("edgesync: push: %w: %d results for %d changes", ErrProtocol, len(ack.Results), len(batch))
 		}
@@ -696,10 +816,19 @@ func (s *session) pushAll(ctx context.Context) error {
 				return fmt.Errorf("edgesync: push: %w: result %d is for %s/%d", ErrProtocol, i, ack.Results[i].Device, ack.Results[i].Seq)
 			}
 		}
-		if err := s.recordAck(ctx, batch, ack.Results, lastPos); err != nil {
+		if h := c.cfg.TestHooks; h != nil && h.AfterAck != nil {
+			h.AfterAck(batch[len(batch)-1].Seq)
+		}
+		if err := s.recordAck(ctx, batch, ack.Results, b.lastPos); err != nil {
 			return err
 		}
-		ps.acked, ps.ackPos = batch[len(batch)-1].Seq, lastPos
+		window = window[1:]
+		delete(s.window, b.id)
+		rewinds = 0
+		ps.acked, ps.ackPos = batch[len(batch)-1].Seq, b.lastPos
+		if h := c.cfg.TestHooks; h != nil && h.Acked != nil {
+			h.Acked(len(batch), time.Since(b.sent))
+		}
 		prog.Pushed += len(batch)
 		if c.cfg.Progress != nil {
 			c.cfg.Progress(prog)

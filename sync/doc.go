@@ -31,11 +31,18 @@
 //
 // # Client
 //
-// [NewClient] syncs one edge database: [Client.Sync] pushes and pulls until
-// both are empty, [Client.Watch] stays connected and reconnects with
+// [NewClient] syncs one edge database: [Client.Sync] pushes (small batches,
+// a few in flight, acks matched by batch ID) and pulls until both are empty, [Client.Watch] stays connected and reconnects with
 // backoff, and [Client.Status] reads the local cursors and dead letters
 // offline. Cursors are stored in the edge's metadata ([core.MetaTx]) under
 // "sync/" keys, keyed by the server's ID.
+//
+// # Tombstone horizon
+//
+// A server whose store can purge tombstones ([core.TombstoneGC]) refuses
+// pushes from a device that has not caught up within
+// ServerConfig.TombstoneHorizon ([ErrResyncRequired]);
+// [Server.PurgeTombstones] drops the tombstones older than the horizon.
 //
 // # Errors
 //

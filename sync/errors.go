@@ -2,6 +2,8 @@ package edgesync
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -32,13 +34,14 @@ const (
 	CodeShuttingDown       Code = 10 // the server is going away; reconnect later
 	CodeUnexpected         Code = 11 // a valid message at the wrong time (e.g. push before hello)
 	CodeDeviceMismatch     Code = 12 // the token's device is not the edge database's device
+	CodeResyncRequired     Code = 13 // the device is past the tombstone horizon: it must start over from a fresh database
 )
 
 var codeNames = map[Code]string{
 	CodeBadFrame: "bad_frame", CodeUnsupportedVersion: "unsupported_version", CodeUnauthorized: "unauthorized",
 	CodeForbidden: "forbidden", CodeRateLimited: "rate_limited", CodeSeqGap: "seq_gap", CodeTooLarge: "too_large",
 	CodeUnknownType: "unknown_type", CodeInternal: "internal", CodeShuttingDown: "shutting_down",
-	CodeUnexpected: "unexpected", CodeDeviceMismatch: "device_mismatch",
+	CodeUnexpected: "unexpected", CodeDeviceMismatch: "device_mismatch", CodeResyncRequired: "resync_required",
 }
 
 func (c Code) String() string {
@@ -78,6 +81,10 @@ var (
 	// ErrDeviceMismatch: the token belongs to another device than the edge
 	// database's (core.Config.Device).
 	ErrDeviceMismatch = errors.New("token device does not match the database device")
+	// ErrResyncRequired: the device has not caught up with the server
+	// within the tombstone horizon; its pushes are refused and it must
+	// start over from a fresh database (docs/SYNC.md, "Tombstone horizon").
+	ErrResyncRequired = errors.New("past the tombstone horizon: re-sync from a fresh database")
 	// ErrClosed: the Server was shut down.
 	ErrClosed = errors.New("edgesync: server closed")
 )
@@ -120,6 +127,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrTooLarge
 	case CodeDeviceMismatch:
 		return target == ErrDeviceMismatch
+	case CodeResyncRequired:
+		return target == ErrResyncRequired
 	}
 	return false
 }
@@ -137,11 +146,15 @@ func Retryable(err error) bool {
 	if errors.As(err, &we) {
 		return we.Code.Retryable()
 	}
+	if certificateError(err) {
+		return false // an untrusted or mismatched certificate does not fix itself
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return false
 	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrForbidden), errors.Is(err, ErrProtocol),
-		errors.Is(err, ErrDeviceMismatch), errors.Is(err, ErrTooLarge), errors.Is(err, core.ErrInvalid):
+		errors.Is(err, ErrDeviceMismatch), errors.Is(err, ErrTooLarge), errors.Is(err, core.ErrInvalid),
+		errors.Is(err, ErrResyncRequired):
 		return false
 	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrUnavailable):
 		return true
@@ -160,6 +173,16 @@ func Retryable(err error) bool {
 		return true
 	}
 	return false
+}
+
+func certificateError(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // errConnLost marks a session that ended without an explicit error.

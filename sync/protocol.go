@@ -79,6 +79,9 @@ type welcomeMsg struct {
 	ServerTimeMS int64   `json:"server_time_ms"`
 	LastSeq      uint64  `json:"last_seq"` // the server's last sequence number for the device
 	Limits       Limits  `json:"limits"`
+	// TombstoneHorizonMS is the server's tombstone horizon (0: tombstones
+	// are kept forever). Informational: the server enforces it.
+	TombstoneHorizonMS int64 `json:"tombstone_horizon_ms,omitempty"`
 }
 
 type pushMsg struct {

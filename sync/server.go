@@ -28,12 +28,20 @@ const (
 	PathHealthz = "/healthz"
 )
 
-// Change kinds sync itself records on the server so that a device's
-// sequence stays gapless when one of its changes cannot be applied.
-const (
-	kindRejected core.Kind = "sync.rejected" // a change refused by sync (wrong project)
-	kindOversize core.Kind = "sync.oversize" // a stub the edge sends for a change over the message limit
-)
+// kindOversize is the kind of the payload-free stub an edge sends for a
+// change over the message limit; the server records it rejected
+// (core.Tx.RecordRejected) so that the device's sequence stays gapless.
+const kindOversize core.Kind = "sync.oversize"
+
+// metaSeen + device → the server time (Unix ms) at which the device last
+// caught up: a pull answered with more=false, so the device had seen every
+// change committed before then. The tombstone horizon is checked on it.
+const metaSeen = "sync/seen/"
+
+// seenEvery throttles the seen record: it is rewritten at most this often
+// per device and process. A record that lags is conservative (an older
+// catch-up time can only make the horizon check stricter).
+const seenEvery = time.Minute
 
 // ServerConfig configures a [Server]. Only DB is required; every other
 // zero field takes the Default* value named in its doc.
@@ -84,6 +92,19 @@ type ServerConfig struct {
 	// ack is written. An error closes the connection without the ack (a
 	// test failpoint for "crash between commit and ack").
 	AfterCommit func(device string, batch uint64) error
+	// TombstoneHorizon is how long deletes are remembered as tombstones
+	// (core.DefaultTombstoneHorizon, 30 days, if zero; negative keeps them
+	// forever). When the store can purge tombstones (core.TombstoneGC), a
+	// device that has not caught up with the server (a pull that reached
+	// the end) within the horizon may no longer push: its pushes are
+	// refused with CodeResyncRequired, because its edits of memories
+	// deleted since could resurrect them once the tombstones are purged.
+	// Server.PurgeTombstones drops tombstones older than the horizon plus
+	// core.TombstoneGrace. docs/SYNC.md, "Tombstone horizon".
+	TombstoneHorizon time.Duration
+	// Now is the server's clock for the tombstone horizon (nil:
+	// time.Now). Tests move it.
+	Now func() time.Time
 }
 
 // Server serves the sync protocol over WebSocket. It is an http.Handler
@@ -96,6 +117,7 @@ type Server struct {
 	tokens   *Tokens
 	notifier Notifier
 	limits   Limits
+	horizon  bool // the tombstone horizon is enforced (see ServerConfig.TombstoneHorizon)
 
 	baseCtx context.Context // cancelled when Shutdown gives up waiting
 	cancel  context.CancelFunc
@@ -110,6 +132,9 @@ type Server struct {
 
 	idMu     sync.Mutex
 	serverID string
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // device → catch-up time last recorded by this process
 }
 
 type ticket struct {
@@ -148,8 +173,15 @@ func NewServer(cfg ServerConfig) *Server {
 	defd(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&cfg.RevalidateInterval, DefaultRevalidateInterval)
 	defd(&cfg.TicketTTL, DefaultTicketTTL)
+	if cfg.TombstoneHorizon == 0 {
+		cfg.TombstoneHorizon = core.DefaultTombstoneHorizon
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Logger, tokens: cfg.Tokens, notifier: cfg.Notifier,
-		conns: map[*srvConn]struct{}{}, perDevice: map[string]int{}, buckets: map[string]*bucket{}, tickets: map[string]ticket{}}
+		conns: map[*srvConn]struct{}{}, perDevice: map[string]int{}, buckets: map[string]*bucket{}, tickets: map[string]ticket{},
+		seen: map[string]time.Time{}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -161,6 +193,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s.limits = Limits{MaxMessageBytes: int(cfg.ReadLimit), MaxBatch: cfg.MaxBatch, MaxDim: DefaultMaxWireDim,
 		Rate: max(cfg.Rate, 0), Burst: cfg.Burst}
+	s.horizon = cfg.TombstoneHorizon > 0 && core.CanPurgeTombstones(cfg.DB.Backend())
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -373,6 +406,7 @@ type srvConn struct {
 
 	procMu  sync.Mutex // held while a message is processed
 	closing bool       // under procMu: process no more messages
+	caught  time.Time  // under procMu: the device's last catch-up (zero: never recorded)
 }
 
 func (s *Server) register(cc *srvConn) bool {
@@ -531,8 +565,86 @@ func (cc *srvConn) handshake(ctx context.Context) error {
 		_ = cc.sendErr(&Error{Code: CodeInternal, Message: "server unavailable"})
 		return err
 	}
-	return cc.send(MsgWelcome, &welcomeMsg{Version: version, ServerID: id, Device: cc.tok.Device, Project: cc.tok.ProjectID,
-		ServerTimeMS: time.Now().UnixMilli(), LastSeq: last, Limits: s.limits})
+	if s.horizon {
+		caught, err := s.caughtUp(ctx, cc.tok.Device)
+		if err != nil {
+			_ = cc.sendErr(&Error{Code: CodeInternal, Message: "server unavailable"})
+			return err
+		}
+		if caught.IsZero() && last > 0 {
+			// A device that pushed before catch-up times were recorded:
+			// counted from now (docs/SYNC.md, "Tombstone horizon").
+			caught = s.cfg.Now()
+		}
+		cc.procMu.Lock()
+		cc.caught = caught
+		cc.procMu.Unlock()
+	}
+	w := &welcomeMsg{Version: version, ServerID: id, Device: cc.tok.Device, Project: cc.tok.ProjectID,
+		ServerTimeMS: time.Now().UnixMilli(), LastSeq: last, Limits: s.limits}
+	if s.cfg.TombstoneHorizon > 0 {
+		w.TombstoneHorizonMS = s.cfg.TombstoneHorizon.Milliseconds()
+	}
+	return cc.send(MsgWelcome, w)
+}
+
+// caughtUp returns the device's last recorded catch-up time, or zero.
+func (s *Server) caughtUp(ctx context.Context, device string) (time.Time, error) {
+	var t time.Time
+	err := s.db.View(ctx, func(tx *core.Tx) error {
+		ms, err := metaInt(ctx, tx, metaSeen+device)
+		if ms > 0 {
+			t = time.UnixMilli(ms)
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("edgesync: caught up: %w", err)
+	}
+	return t, nil
+}
+
+// recordCaughtUp notes that device had seen every change committed before
+// at (throttled by seenEvery; the stored value only moves forward).
+func (s *Server) recordCaughtUp(ctx context.Context, device string, at time.Time) error {
+	s.seenMu.Lock()
+	prev, ok := s.seen[device]
+	s.seenMu.Unlock()
+	if ok && at.Sub(prev) < seenEvery {
+		return nil
+	}
+	err := s.db.Update(ctx, func(tx *core.Tx) error {
+		cur, err := metaInt(ctx, tx, metaSeen+device)
+		if err != nil || cur >= at.UnixMilli() {
+			return err
+		}
+		return tx.PutMeta(ctx, metaSeen+device, strconv.FormatInt(at.UnixMilli(), 10))
+	})
+	if err != nil {
+		return fmt.Errorf("edgesync: record caught up: %w", err)
+	}
+	s.seenMu.Lock()
+	if at.After(s.seen[device]) {
+		s.seen[device] = at
+	}
+	s.seenMu.Unlock()
+	return nil
+}
+
+// PurgeTombstones drops the tombstones older than the tombstone horizon
+// plus core.TombstoneGrace (core.DB.PurgeTombstones) and returns how many
+// it dropped. It is an explicit admin call (run it from cron or a serve
+// loop); with a negative horizon, or on a store that keeps tombstones
+// forever, it returns an error wrapping core.ErrInvalid.
+func (s *Server) PurgeTombstones(ctx context.Context) (int, error) {
+	if s.cfg.TombstoneHorizon <= 0 {
+		return 0, fmt.Errorf("edgesync: purge tombstones: %w: the tombstone horizon is disabled (keep forever)", core.ErrInvalid)
+	}
+	n, err := s.db.PurgeTombstones(ctx, core.TombstoneCutoff(s.cfg.Now(), s.cfg.TombstoneHorizon))
+	if err != nil {
+		return n, fmt.Errorf("edgesync: %w", err)
+	}
+	return n, nil
 }
 
 // watch pings, re-checks the token and forwards pokes until ctx ends.
@@ -645,6 +757,12 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 		return cc.sendErr(&Error{Code: CodeTooLarge, Batch: m.Batch,
 			Message: fmt.Sprintf("%d changes in one batch, max %d", len(m.Changes), s.cfg.MaxBatch)}) == nil
 	}
+	if s.horizon && !cc.caught.IsZero() && core.PastHorizon(cc.caught, s.cfg.Now(), s.cfg.TombstoneHorizon) {
+		return cc.sendErr(&Error{Code: CodeResyncRequired, Batch: m.Batch, Message: fmt.Sprintf(
+			"device %s last caught up with the server at %s, longer ago than the tombstone horizon (%s); "+
+				"its edits could resurrect deleted memories: start it over from a fresh database",
+			tok.Device, cc.caught.UTC().Format(time.RFC3339), s.cfg.TombstoneHorizon)}) == nil
+	}
 	results := make([]core.ApplyResult, len(m.Changes))
 	reasons := make([]string, len(m.Changes))
 	apply := make([]core.Change, 0, len(m.Changes))
@@ -660,25 +778,47 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 			continue
 		case c.Kind == kindOversize:
 			reason = "size: change exceeds the message size limit; it was not sent"
-		case c.Kind == kindRejected:
-			reason = "kind: reserved"
 		case c.ProjectID != tok.ProjectID:
 			reason = fmt.Sprintf("project_id: change is for project %s but the token is for %s", c.ProjectID, tok.ProjectID)
 		}
-		if reason != "" {
-			c = rejectedStub(c, reason)
-			reasons[i] = reason
-		}
+		reasons[i] = reason
 		apply = append(apply, c)
 		idx = append(idx, i)
 	}
 	ctx, cancel := cc.opCtx()
 	defer cancel()
-	var res []core.ApplyResult
+	res := make([]core.ApplyResult, 0, len(apply))
 	err := s.db.Update(ctx, func(tx *core.Tx) error {
-		var err error
-		res, err = tx.ApplyChanges(ctx, apply)
-		return err
+		res = res[:0]
+		// Runs of changes sync accepts go to core's merge; a change sync
+		// refuses is recorded rejected in place, so the order (and the
+		// device's gapless sequence) is kept.
+		run := 0
+		flush := func(end int) error {
+			if end == run {
+				return nil
+			}
+			r, err := tx.ApplyChanges(ctx, apply[run:end])
+			res = append(res, r...)
+			run = end
+			return err
+		}
+		for j := range apply {
+			reason := reasons[idx[j]]
+			if reason == "" {
+				continue
+			}
+			if err := flush(j); err != nil {
+				return err
+			}
+			r, err := tx.RecordRejected(ctx, apply[j], reason)
+			if err != nil {
+				return err
+			}
+			res = append(res, r)
+			run = j + 1
+		}
+		return flush(len(apply))
 	})
 	if errors.Is(err, core.ErrSeqGap) {
 		last, lerr := s.lastSeq(ctx, tok.Device)
@@ -695,9 +835,6 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 	var last uint64
 	for j, i := range idx {
 		results[i] = res[j]
-		if reasons[i] != "" && !res[j].Duplicate {
-			results[i].Status, results[i].Reason = core.StatusRejected, reasons[i]
-		}
 		fresh = fresh || !res[j].Duplicate
 		last = max(last, res[j].Seq)
 	}
@@ -713,15 +850,6 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 	return cc.send(MsgAck, &ackMsg{Batch: m.Batch, Results: results, LastSeq: last}) == nil
 }
 
-// rejectedStub replaces a change sync refuses with a placeholder that core
-// records as rejected, so that the device's sequence stays gapless and the
-// refused payload is not stored.
-func rejectedStub(c core.Change, reason string) core.Change {
-	p, _ := json.Marshal(map[string]string{"kind": string(c.Kind), "reason": reason})
-	c.Kind, c.Payload, c.Vector = kindRejected, p, nil
-	return c
-}
-
 func changeSize(c *core.Change) int {
 	return len(c.Payload) + 4*len(c.Vector) + len(c.Device) + len(c.Kind) + 160
 }
@@ -735,6 +863,7 @@ func (cc *srvConn) pull(m *pullMsg, log *slog.Logger) bool {
 	budget := int(s.cfg.ReadLimit) - 64<<10
 	ctx, cancel := cc.opCtx()
 	defer cancel()
+	start := s.cfg.Now() // every change committed before this is at or before the end of the log read below
 	out := []core.Change{}
 	next, size, more := max(m.After, 0), 0, false
 	const page, maxPages = 1000, 20
@@ -766,6 +895,13 @@ scan:
 		}
 		if len(cs) < page {
 			break
+		}
+	}
+	if !more && s.horizon {
+		if err := s.recordCaughtUp(ctx, tok.Device, start); err != nil {
+			log.Warn("sync: recording the catch-up time failed", "err", err)
+		} else if start.After(cc.caught) {
+			cc.caught = start
 		}
 	}
 	return cc.send(MsgChanges, &changesMsg{Req: m.Req, Changes: out, Next: next, More: more}) == nil

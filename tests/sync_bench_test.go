@@ -1,0 +1,141 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/core/memstore"
+	"github.com/athena-edge/athena-edge/sqlitevec"
+	edgesync "github.com/athena-edge/athena-edge/sync"
+	"github.com/stretchr/testify/require"
+)
+
+const syncBenchDim = 768
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// fillEdge writes n memories of syncBenchDim floats (~60-byte content, one
+// tag) to db's project, in batches of 1000.
+func fillEdge(t testing.TB, db *core.DB, project core.ID, from, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for done := 0; done < n; {
+		k := min(1000, n-done)
+		ms := make([]core.Memory, k)
+		for i := range ms {
+			v := make([]float32, syncBenchDim)
+			for j := range v {
+				v[j] = float32((from+done+i+j)%97) + 0.25
+			}
+			ms[i] = core.Memory{ProjectID: project, Content: fmt.Sprintf("benchmark memory %d: the quick brown fox jumps over the lazy dog", from+done+i),
+				Embedding: v, EmbeddingModel: "bench", Tags: []string{"bench"}}
+		}
+		res, err := db.RememberBatch(ctx, ms)
+		require.NoError(t, err)
+		for _, r := range res {
+			require.NoError(t, r.Err)
+		}
+		done += k
+	}
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// TestSyncBenchPostgres measures edge → PostgreSQL sync over loopback: a
+// backlog of ATHENA_SYNC_BENCH_N (50,000) memories with 768-dim embeddings
+// drains in one Sync; it reports throughput, the ack latency (push sent →
+// ack received) p50/p99, bytes per memory, and the drain time. Gated by
+// ATHENA_SYNC_BENCH=1 (docs/BENCHMARKS.md, "Sync"); ATHENA_SYNC_BENCH_EDGE
+// = memstore (default) or sqlitevec; ATHENA_SYNC_BENCH_PIPELINE and
+// _BATCH_KB override the client's pipeline depth and batch size.
+func TestSyncBenchPostgres(t *testing.T) {
+	if os.Getenv("ATHENA_SYNC_BENCH") == "" {
+		t.Skip("set ATHENA_SYNC_BENCH=1 (and ATHENA_TEST_PG_URL)")
+	}
+	ctx := context.Background()
+	n := envInt("ATHENA_SYNC_BENCH_N", 50_000)
+	central := core.New(openPG(t, nil), core.Config{Device: "server"})
+	srv := edgesync.NewServer(edgesync.ServerConfig{DB: central, Rate: -1})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Shutdown(ctx)
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
+
+	kind := os.Getenv("ATHENA_SYNC_BENCH_EDGE")
+	var store core.Backend = memstore.New()
+	if kind == "sqlitevec" {
+		s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: filepath.Join(t.TempDir(), "edge.db")})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		store = s
+	} else {
+		kind = "memstore"
+	}
+	db := core.New(store, core.Config{Device: "bench-edge"})
+	p, err := db.CreateProject(ctx, core.Project{Name: "bench", Path: "/bench", EmbeddingModel: "bench", EmbeddingDim: syncBenchDim})
+	require.NoError(t, err)
+	fillStart := time.Now()
+	fillEdge(t, db, p.ID, 0, n)
+	t.Logf("edge (%s) filled with %d memories in %s", kind, n, time.Since(fillStart).Round(time.Millisecond))
+
+	tok, _, err := edgesync.CreateToken(ctx, central, "bench", "bench-edge")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var lat []time.Duration
+	cfg := edgesync.ClientConfig{DB: db, ServerURL: url, Token: tok, MaxRetries: -1,
+		Pipeline: envInt("ATHENA_SYNC_BENCH_PIPELINE", 0), BatchBytes: envInt("ATHENA_SYNC_BENCH_BATCH_KB", 0) << 10,
+		TestHooks: &edgesync.TestHooks{Acked: func(_ int, d time.Duration) {
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}}}
+	c := edgesync.NewClient(cfg)
+	start := time.Now()
+	st, err := c.Sync(ctx)
+	el := time.Since(start)
+	require.NoError(t, err)
+	require.Equal(t, n+1, st.Pushed)
+	var count int
+	require.NoError(t, central.View(ctx, func(tx *core.Tx) error {
+		ms, err := tx.Memories(ctx, core.MemoryFilter{ProjectID: p.ID})
+		count = len(ms)
+		return err
+	}))
+	require.Equal(t, n, count)
+	rate := float64(st.Pushed) / el.Seconds()
+	pipeline, batchBytes := cfg.Pipeline, cfg.BatchBytes
+	if pipeline == 0 {
+		pipeline = edgesync.DefaultPipeline
+	}
+	if batchBytes == 0 {
+		batchBytes = edgesync.DefaultBatchBytes
+	}
+	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d\n",
+		kind, n, el.Seconds(), rate, st.Batches, pct(lat, 50).Round(time.Millisecond), pct(lat, 99).Round(time.Millisecond),
+		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10)
+}
