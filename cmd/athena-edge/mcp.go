@@ -20,6 +20,7 @@ func mcpCommand() *command {
 			if len(args) > 0 {
 				return usageErr("mcp takes no arguments")
 			}
+			e.serving = true
 			s, err := e.openProject()
 			if err != nil {
 				return err

@@ -28,7 +28,11 @@ func (e *env) open() (*native.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return native.Open(e.ctx, sel, native.Options{Stderr: e.stderr, Embedder: emb})
+	readers := 1
+	if e.serving {
+		readers = 0 // the store's default pool
+	}
+	return native.Open(e.ctx, sel, native.Options{Stderr: e.stderr, Embedder: emb, Readers: readers})
 }
 
 // openProject opens the store and resolves the current project: --project,

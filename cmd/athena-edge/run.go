@@ -30,6 +30,11 @@ type env struct {
 	db      string // --db
 	project string // --project
 	json    bool   // --json
+
+	// serving is set by long-running commands (serve, mcp, sync --watch):
+	// they open the store with its full pool of reader connections, while
+	// a one-shot command opens one, which starts faster.
+	serving bool
 }
 
 // command is one subcommand. flags registers its own flags on fs; run gets

@@ -44,6 +44,7 @@ func serveCommand() *command {
 			if (certFile == "") != (keyFile == "") {
 				return usageErr("--tls-cert and --tls-key go together")
 			}
+			e.serving = true
 			h, err := e.open()
 			if err != nil {
 				return err

@@ -33,6 +33,7 @@ func syncCommand() *command {
 			fs.BoolVar(&noConsolidate, "no-consolidate", false, "with --watch: do not consolidate in the background")
 		},
 		run: func(e *env, args []string) error {
+			e.serving = watch
 			h, err := e.open()
 			if err != nil {
 				return err

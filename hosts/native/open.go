@@ -31,6 +31,10 @@ type Options struct {
 	Now func() time.Time
 	// CacheDir is the wazero compilation cache (see sqlitevec.Config).
 	CacheDir string
+	// Readers is the number of SQLite reader connections (see
+	// sqlitevec.Config; 0 means its default). Each one is a wasm
+	// instance, so a one-shot command opens faster with 1.
+	Readers int
 	// PingTimeout bounds the reachability check of an implicit Postgres
 	// before falling back. Default 3s.
 	PingTimeout time.Duration
@@ -79,7 +83,7 @@ func Open(ctx context.Context, sel Selection, opts Options) (*Host, error) {
 		h.FellBack, h.Selection.Kind, h.Selection.Reason = true, KindSQLite, "fallback: implicit postgres unreachable"
 		fallthrough
 	case KindSQLite:
-		b, err := openSQLite(ctx, h.Selection.Path, opts.CacheDir)
+		b, err := openSQLite(ctx, h.Selection.Path, opts.CacheDir, opts.Readers)
 		if err != nil {
 			return nil, err
 		}
@@ -121,13 +125,13 @@ func openPostgres(ctx context.Context, sel Selection, opts Options) (*pgadapter.
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path, cacheDir string) (*sqlitevec.Store, error) {
+func openSQLite(ctx context.Context, path, cacheDir string, readers int) (*sqlitevec.Store, error) {
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 	}
-	s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: cacheDir})
+	s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: cacheDir, Readers: readers})
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite at %s: %w", path, err)
 	}
