@@ -136,6 +136,10 @@ type Store struct {
 	catchMu sync.Mutex
 	gen     int64
 	logPos  int64
+	// snapGen is the generation of the snapshot file on disk, as far as
+	// this store knows (-1: none or unknown); Close skips rewriting a
+	// snapshot that is already current.
+	snapGen int64
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -163,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, name: cfg.Path, readers: make(chan *conn, cfg.Readers)}
+	s := &Store{cfg: cfg, name: cfg.Path, readers: make(chan *conn, cfg.Readers), snapGen: -1}
 	s.cond = sync.NewCond(&s.mu)
 	s.stats.CacheDir = cacheDir
 	uri := cfg.Path
@@ -237,6 +241,7 @@ func (s *Store) loadIndex(ctx context.Context) (err error) {
 		if ix, err := readSnapshot(snapPath(s.cfg.Path), gen); err == nil && ix != nil {
 			s.idx = ix
 			s.stats.Snapshot = true
+			s.snapGen = gen
 			return nil
 		}
 	}
@@ -459,8 +464,8 @@ func (s *Store) saveSnapshot() {
 		return
 	}
 	gen, err := s.w.indexGen()
-	if err != nil || gen != s.gen {
-		return
+	if err != nil || gen != s.gen || gen == s.snapGen {
+		return // stale, or the file on disk is already this generation
 	}
 	_ = writeSnapshot(snapPath(s.cfg.Path), s.idx, gen)
 }
