@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/hosts/native"
 )
 
 // listFlag collects a repeatable, comma-separated flag.
@@ -189,10 +190,9 @@ func recallCommand() *command {
 				}
 			}
 			if e.json {
-				out := make([]hitJSON, len(hits))
+				out := make([]native.HitJSON, len(hits))
 				for i, h := range hits {
-					out[i] = hitJSON{memoryJSON: toMemoryJSON(h.Memory, s.project.Name), SemanticSimilarity: h.Semantic,
-						KeywordScore: h.Keyword, HybridScore: h.Hybrid, Explain: h.Explain}
+					out[i] = native.NewHitJSON(h, s.project.Name)
 				}
 				return printJSON(e.stdout, out)
 			}
@@ -256,7 +256,7 @@ func getCommand() *command {
 			}
 			if e.json {
 				p, _ := h.DB.Project(e.ctx, m.ProjectID)
-				return printJSON(e.stdout, toMemoryJSON(m, p.Name))
+				return printJSON(e.stdout, native.NewMemoryJSON(m, p.Name))
 			}
 			printMemory(e.stdout, m)
 			return nil
@@ -316,7 +316,7 @@ func touchCommand() *command {
 			}
 			if e.json {
 				p, _ := h.DB.Project(e.ctx, ms[0].ProjectID)
-				return printJSON(e.stdout, toMemoryJSON(ms[0], p.Name))
+				return printJSON(e.stdout, native.NewMemoryJSON(ms[0], p.Name))
 			}
 			printMemory(e.stdout, ms[0])
 			return nil
@@ -355,7 +355,7 @@ func stateCommand() *command {
 			}
 			if e.json {
 				p, _ := h.DB.Project(e.ctx, m.ProjectID)
-				return printJSON(e.stdout, toMemoryJSON(m, p.Name))
+				return printJSON(e.stdout, native.NewMemoryJSON(m, p.Name))
 			}
 			_, err = fmt.Fprintf(e.stdout, "%s is now %s\n", m.ID, m.State)
 			return err
@@ -388,9 +388,9 @@ func labileCommand() *command {
 				return fmt.Errorf("labile: %w", err)
 			}
 			if e.json {
-				out := make([]memoryJSON, len(ms))
+				out := make([]native.MemoryJSON, len(ms))
 				for i, m := range ms {
-					out[i] = toMemoryJSON(m, s.project.Name)
+					out[i] = native.NewMemoryJSON(m, s.project.Name)
 				}
 				return printJSON(e.stdout, out)
 			}

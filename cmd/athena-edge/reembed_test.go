@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/athena-edge/athena-edge/hosts/native"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -81,7 +82,7 @@ func recallTop(t *testing.T, env map[string]string, query string) string {
 	t.Helper()
 	out, stderr, err := cli(t, env, "--json", "recall", query, "-k", "1", "--semantic-only")
 	require.NoError(t, err, stderr)
-	var hits []hitJSON
+	var hits []native.HitJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &hits), out)
 	require.Len(t, hits, 1)
 	return hits[0].Content
@@ -128,7 +129,7 @@ func TestReembedHash256(t *testing.T) {
 	assert.Equal(t, reembedContents[4], recallTop(t, env256, "watering tomatoes in the garden"))
 	out, stderr, err = cli(t, env256, "--json", "get", ids[reembedContents[1]])
 	require.NoError(t, err, stderr)
-	var m memoryJSON
+	var m native.MemoryJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &m))
 	assert.Equal(t, 256, m.EmbeddingDim)
 	assert.Equal(t, core.HashEmbedderModel, m.EmbeddingModel)
@@ -273,7 +274,7 @@ func TestReembedHTTP(t *testing.T) {
 
 	out, stderr, err = cli(t, envHTTP, "--json", "get", ids[reembedContents[2]])
 	require.NoError(t, err, stderr)
-	var m memoryJSON
+	var m native.MemoryJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &m))
 	assert.Equal(t, 24, m.EmbeddingDim)
 	assert.Equal(t, "fake-embed-1", m.EmbeddingModel)

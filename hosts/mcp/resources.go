@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/hosts/native"
 )
 
 // ProjectSummary is the content of [URIProjectSummary].
@@ -68,7 +69,7 @@ func (s *server) summary(ctx context.Context) (ProjectSummary, error) {
 		return ProjectSummary{}, err
 	}
 	out := ProjectSummary{ID: p.ID, Name: p.Name, Path: p.Path, ByState: map[core.State]int{}, ByType: map[core.MemoryType]int{},
-		ProjectAccessed: timePtr(p.LastAccessed), EmbeddingModel: p.EmbeddingModel, EmbeddingDim: p.EmbeddingDim}
+		ProjectAccessed: native.TimePtr(p.LastAccessed), EmbeddingModel: p.EmbeddingModel, EmbeddingDim: p.EmbeddingDim}
 	for _, st := range core.States() {
 		out.ByState[st] = 0
 	}
@@ -95,7 +96,7 @@ func (s *server) summary(ctx context.Context) (ProjectSummary, error) {
 		}
 		f.AfterID = ms[len(ms)-1].ID
 	}
-	out.MemoryAccessed = timePtr(last)
+	out.MemoryAccessed = native.TimePtr(last)
 	return out, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/hosts/native"
 )
 
 // ---- inputs ----
@@ -138,38 +139,11 @@ type NoIn struct{}
 // ---- outputs ----
 
 // Memory is a memory as tools return it: docs/CLI.md's JSON shape (no
-// embedding, the project by name).
-type Memory struct {
-	ID                 core.ID         `json:"id"`
-	Project            string          `json:"project"`
-	Content            string          `json:"content"`
-	MemoryType         core.MemoryType `json:"memory_type"`
-	Domain             string          `json:"domain"`
-	Tags               []string        `json:"tags"`
-	SessionID          string          `json:"session_id,omitempty"`
-	EventType          string          `json:"event_type,omitempty"`
-	ConsolidationState core.State      `json:"consolidation_state"`
-	SupersededBy       core.ID         `json:"superseded_by,omitempty"`
-	Usefulness         float64         `json:"usefulness"`
-	Confidence         float64         `json:"confidence"`
-	QualityScore       float64         `json:"quality_score"`
-	AccessCount        int64           `json:"access_count"`
-	EmbeddingModel     string          `json:"embedding_model"`
-	EmbeddingDim       int             `json:"embedding_dim"`
-	CreatedAt          *time.Time      `json:"created_at,omitempty"`
-	UpdatedAt          *time.Time      `json:"updated_at,omitempty"`
-	LastAccessed       *time.Time      `json:"last_accessed,omitempty"`
-	ConsolidatedAt     *time.Time      `json:"consolidated_at,omitempty"`
-}
+// embedding, the project by name), shared with the CLI.
+type Memory = native.MemoryJSON
 
 // Hit is one recall result.
-type Hit struct {
-	Memory
-	SemanticSimilarity float64       `json:"semantic_similarity"`
-	KeywordScore       float64       `json:"keyword_score"`
-	HybridScore        float64       `json:"hybrid_score"`
-	Explain            *core.Explain `json:"explain,omitempty"`
-}
+type Hit = native.HitJSON
 
 // RecallOut is the result of recall, best hit first.
 type RecallOut struct {
@@ -192,27 +166,13 @@ type (
 	}
 )
 
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
 
 func (s *server) memoryOut(m core.Memory) Memory {
-	tags := m.Tags
-	if tags == nil {
-		tags = []string{}
-	}
 	project := s.p.Name
 	if m.ProjectID != s.p.ID {
 		project = string(m.ProjectID) // a memory of another project, fetched by ID
 	}
-	return Memory{ID: m.ID, Project: project, Content: m.Content, MemoryType: m.MemoryType, Domain: m.Domain, Tags: tags,
-		SessionID: m.SessionID, EventType: m.EventType, ConsolidationState: m.State, SupersededBy: m.SupersededBy,
-		Usefulness: m.Usefulness, Confidence: m.Confidence, QualityScore: m.QualityScore, AccessCount: m.AccessCount,
-		EmbeddingModel: m.EmbeddingModel, EmbeddingDim: len(m.Embedding), CreatedAt: timePtr(m.CreatedAt),
-		UpdatedAt: timePtr(m.UpdatedAt), LastAccessed: timePtr(m.LastAccessed), ConsolidatedAt: timePtr(m.ConsolidatedAt)}
+	return native.NewMemoryJSON(m, project)
 }
 
 // ---- schema helpers ----
@@ -452,7 +412,7 @@ func (s *server) recall(ctx context.Context, in RecallIn) (RecallOut, error) {
 	}
 	out := RecallOut{Hits: make([]Hit, len(hits))}
 	for i, h := range hits {
-		out.Hits[i] = Hit{Memory: s.memoryOut(h.Memory), SemanticSimilarity: h.Semantic, KeywordScore: h.Keyword,
+		out.Hits[i] = Hit{MemoryJSON: s.memoryOut(h.Memory), SemanticSimilarity: h.Semantic, KeywordScore: h.Keyword,
 			HybridScore: h.Hybrid, Explain: h.Explain}
 	}
 	return out, nil
