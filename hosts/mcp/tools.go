@@ -166,7 +166,6 @@ type (
 	}
 )
 
-
 func (s *server) memoryOut(m core.Memory) Memory {
 	project := s.p.Name
 	if m.ProjectID != s.p.ID {
