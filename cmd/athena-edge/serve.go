@@ -23,6 +23,7 @@ func serveCommand() *command {
 		addr, certFile, keyFile string
 		origins                 listFlag
 		noConsolidate           bool
+		horizon                 time.Duration
 		webOpts                 webOptions
 	)
 	return &command{
@@ -35,6 +36,8 @@ func serveCommand() *command {
 			fs.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM)")
 			fs.Var(&origins, "origin", "allowed browser origins (path.Match patterns; repeatable)")
 			fs.BoolVar(&noConsolidate, "no-consolidate", false, "do not consolidate projects in the background")
+			fs.DurationVar(&horizon, "tombstone-horizon", 30*24*time.Hour,
+				"keep deletes' tombstones this long, then purge them hourly; an edge offline longer must re-sync (0 keeps them forever)")
 			webOpts.register(fs)
 		},
 		run: func(e *env, args []string) error {
@@ -54,7 +57,10 @@ func serveCommand() *command {
 			ctx, cancel := context.WithCancel(e.ctx)
 			defer cancel()
 
-			cfg := edgesync.ServerConfig{DB: h.DB, OriginPatterns: origins, Logger: log}
+			if horizon == 0 {
+				horizon = -1 // edgesync: negative keeps tombstones forever
+			}
+			cfg := edgesync.ServerConfig{DB: h.DB, OriginPatterns: origins, Logger: log, TombstoneHorizon: horizon}
 			if h.Selection.Kind == native.KindPostgres {
 				n, err := edgesync.NewPGNotifier(ctx, edgesync.PGNotifierConfig{DSN: postgresDSN(h.Selection), Logger: log})
 				if err != nil {
@@ -96,6 +102,26 @@ func serveCommand() *command {
 						}
 						log.Info("consolidated", "project", p.Name, "writes", r.Writes, "merged", len(r.Merged), "clustered", len(r.Clustered))
 					}})
+				}()
+			}
+			if horizon > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					t := time.NewTicker(time.Hour)
+					defer t.Stop()
+					for {
+						if n, err := srv.PurgeTombstones(ctx); err != nil && ctx.Err() == nil {
+							log.Warn("tombstone purge failed", "err", err)
+						} else if n > 0 {
+							log.Info("purged tombstones", "count", n)
+						}
+						select {
+						case <-ctx.Done():
+							return
+						case <-t.C:
+						}
+					}
 				}()
 			}
 			errc := make(chan error, 1)
