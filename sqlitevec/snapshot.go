@@ -16,14 +16,16 @@ import (
 
 // The index snapshot is a cache of the in-memory index in a file beside
 // the database (<path>-index), written by Close and read by Open instead
-// of re-reading and re-quantizing every row. It is valid only for the
-// generation it was written at: every write transaction that changes
-// memories increments index_gen.gen in the same transaction, and Open
-// uses the snapshot only if its generation equals the database's and its
-// checksum holds; otherwise (crash, another process wrote, a missing or
-// damaged file) it rebuilds from rows as before. SQLite stays the source
-// of truth: deleting the file only costs one slower Open.
-const snapMagic = "AEVIDX02"
+// of re-reading and re-quantizing every row. It records the generation
+// and the change-log position it reflects: every write transaction that
+// changes memories increments index_gen.gen in the same transaction and
+// logs its changes. Open uses a snapshot whose checksum holds and whose
+// generation is not ahead of the database's, and brings it up to date from
+// the change log past its position (catchup.go) when few changes came
+// after it; otherwise (many changes, a snapshot from the future, a missing
+// or damaged file) it rebuilds from rows. SQLite stays the source of
+// truth: deleting the file only costs one slower Open.
+const snapMagic = "AEVIDX03"
 
 func snapPath(db string) string { return db + "-index" }
 
@@ -57,7 +59,7 @@ func snapSlice[T any](s *snapWriter, v []T) { s.u64(uint64(len(v))); s.bytes(sli
 // writeSnapshot writes ix at generation gen to path, atomically (a
 // temporary file renamed over it). The caller holds no lock: the store is
 // closing and nothing else touches ix.
-func writeSnapshot(path string, ix *index, gen int64) (err error) {
+func writeSnapshot(path string, ix *index, gen, logPos int64) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -72,6 +74,7 @@ func writeSnapshot(path string, ix *index, gen int64) (err error) {
 	s := &snapWriter{w: bufio.NewWriterSize(f, 1<<20)}
 	s.bytes([]byte(snapMagic))
 	s.i64(gen)
+	s.i64(logPos)
 	s.i64(ix.docs)
 	s.u64(uint64(len(ix.parts)))
 	for _, p := range ix.parts {
@@ -169,35 +172,40 @@ func readSlice[T any](r *snapReader) []T {
 	return out
 }
 
-// readSnapshot loads the snapshot at path if it was written at
-// generation gen. It returns nil, nil when there is none or it is stale.
-func readSnapshot(path string, gen int64) (*index, error) {
+// readSnapshot loads the snapshot at path and the generation and
+// change-log position it reflects. It returns a nil index when there is
+// none, or when it was written at a generation newer than maxGen.
+func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil
+		return nil, 0, 0, nil
 	}
 	defer f.Close()
-	head := make([]byte, len(snapMagic)+8)
-	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(snapMagic)]) != snapMagic ||
-		int64(binary.LittleEndian.Uint64(head[len(snapMagic):])) != gen {
-		return nil, nil
+	head := make([]byte, len(snapMagic)+16)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(snapMagic)]) != snapMagic {
+		return nil, 0, 0, nil
+	}
+	gen = int64(binary.LittleEndian.Uint64(head[len(snapMagic):]))
+	logPos = int64(binary.LittleEndian.Uint64(head[len(snapMagic)+8:]))
+	if gen > maxGen {
+		return nil, 0, 0, nil
 	}
 	fi, err := f.Stat()
 	if err != nil || fi.Size() < int64(len(head))+8 {
-		return nil, nil
+		return nil, 0, 0, nil
 	}
 	// One exact-size buffer (io.ReadAll would double it while growing).
 	rest := make([]byte, fi.Size()-int64(len(head)))
 	if _, err := io.ReadFull(f, rest); err != nil {
-		return nil, nil
+		return nil, 0, 0, nil
 	}
 	body := rest[:len(rest)-8]
 	crc := crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, body)
 	if uint64(crc) != binary.LittleEndian.Uint64(rest[len(rest)-8:]) {
-		return nil, fmt.Errorf("index snapshot %s: checksum mismatch", path)
+		return nil, 0, 0, fmt.Errorf("index snapshot %s: checksum mismatch", path)
 	}
 	r := &snapReader{b: body}
-	ix := newIndex()
+	ix = newIndex()
 	ix.docs = r.i64()
 	nparts := r.u64()
 	for range nparts {
@@ -229,7 +237,7 @@ func readSnapshot(path string, gen int64) (*index, error) {
 		n := len(p.rids)
 		if r.err != nil || len(p.alive) != n || len(p.hasVec) != n || len(p.scale) != n || len(p.errb) != n ||
 			len(p.dlen) != n || len(p.codes) != n*p.words || len(p.q8) != n*p.dim {
-			return nil, errSnap
+			return nil, 0, 0, errSnap
 		}
 		p.meta = make([]rowMeta, n)
 		for i := range p.meta {
@@ -256,14 +264,14 @@ func readSnapshot(path string, gen int64) (*index, error) {
 			t := r.str()
 			pl := &postings{slots: readSlice[int32](r), tf: readSlice[uint16](r)}
 			if len(pl.slots) != len(pl.tf) {
-				return nil, errSnap
+				return nil, 0, 0, errSnap
 			}
 			p.post[t] = pl
 			p.df[t] = int64(len(pl.slots))
 		}
 	}
 	if r.err != nil || len(r.b) != 0 {
-		return nil, errSnap
+		return nil, 0, 0, errSnap
 	}
-	return ix, nil
+	return ix, gen, logPos, nil
 }

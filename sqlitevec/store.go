@@ -136,10 +136,12 @@ type Store struct {
 	catchMu sync.Mutex
 	gen     int64
 	logPos  int64
-	// snapGen is the generation of the snapshot file on disk, as far as
-	// this store knows (-1: none or unknown); Close skips rewriting a
-	// snapshot that is already current.
-	snapGen int64
+	// snapGen and snapPos are the generation and change-log position of
+	// the snapshot file on disk, as far as this store knows (snapGen -1:
+	// none). Close rewrites the snapshot only when the index has moved
+	// more than snapSlack changes past it: a later Open catches up from
+	// the change log.
+	snapGen, snapPos int64
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -233,18 +235,20 @@ func (s *Store) loadIndex(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if s.logPos, err = c.maxChangePos(); err != nil {
+	maxPos, err := c.maxChangePos()
+	if err != nil {
 		return err
 	}
-	s.gen = gen
 	if s.cfg.Path != "" {
-		if ix, err := readSnapshot(snapPath(s.cfg.Path), gen); err == nil && ix != nil {
-			s.idx = ix
+		ix, snapGen, snapPos, err := readSnapshot(snapPath(s.cfg.Path), gen)
+		if err == nil && ix != nil && snapPos <= maxPos && maxPos-snapPos <= snapCatchUpMax {
+			s.idx, s.gen, s.logPos = ix, snapGen, snapPos
+			s.snapGen, s.snapPos = snapGen, snapPos
 			s.stats.Snapshot = true
-			s.snapGen = gen
-			return nil
+			return s.catchUp(ctx, c) // the changes made after the snapshot
 		}
 	}
+	s.gen, s.logPos = gen, maxPos
 	s.idx, err = buildIndex(ctx, c, &s.cfg)
 	return err
 }
@@ -459,15 +463,28 @@ func (s *Store) Close() error {
 
 // saveSnapshot writes the index snapshot if the index is known to match
 // the database. A failure only costs the next Open a rebuild.
+// snapSlack is how many changes the index may move past the snapshot
+// on disk before Close rewrites it; snapCatchUpMax is how many changes
+// past a snapshot Open still catches up from the change log rather than
+// rebuilding from rows (catching up reloads each changed memory, a
+// rebuild reads every row).
+const (
+	snapSlack      = 256
+	snapCatchUpMax = 20_000
+)
+
 func (s *Store) saveSnapshot() {
 	if s.cfg.Path == "" || s.w == nil || s.idx == nil || s.gen < 0 {
 		return
 	}
 	gen, err := s.w.indexGen()
-	if err != nil || gen != s.gen || gen == s.snapGen {
-		return // stale, or the file on disk is already this generation
+	if err != nil || gen != s.gen {
+		return // another process wrote after this index last caught up
 	}
-	_ = writeSnapshot(snapPath(s.cfg.Path), s.idx, gen)
+	if s.snapGen >= 0 && s.logPos-s.snapPos <= snapSlack {
+		return // the next Open catches up from the change log instead
+	}
+	_ = writeSnapshot(snapPath(s.cfg.Path), s.idx, gen, s.logPos)
 }
 
 func (s *Store) closeConns() error {
