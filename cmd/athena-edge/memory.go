@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -233,11 +234,13 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, usageErr("--since %q: want a duration (24h) or a date (2006-01-02)", s)
 }
 
-func getCommand() *command {
+// memoryIDCommand is a command that takes one memory ID, does act to the
+// memory and prints the memory act returns.
+func memoryIDCommand(name, summary string, act func(ctx context.Context, db *core.DB, id core.ID) (core.Memory, error)) *command {
 	return &command{
-		name: "get", summary: "print one memory", usage: "ID",
+		name: name, summary: summary, usage: "ID",
 		run: func(e *env, args []string) error {
-			arg, err := oneArg("get", args, "ID")
+			arg, err := oneArg(name, args, "ID")
 			if err != nil {
 				return err
 			}
@@ -250,18 +253,29 @@ func getCommand() *command {
 				return err
 			}
 			defer h.Close()
-			m, err := h.DB.Memory(e.ctx, id)
+			m, err := act(e.ctx, h.DB, id)
 			if err != nil {
-				return fmt.Errorf("get: %w", err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
-			if e.json {
-				p, _ := h.DB.Project(e.ctx, m.ProjectID)
-				return printJSON(e.stdout, native.NewMemoryJSON(m, p.Name))
-			}
-			printMemory(e.stdout, m)
-			return nil
+			return printOneMemory(e, h.DB, m)
 		},
 	}
+}
+
+// printOneMemory prints m as JSON (with its project's name) or for people.
+func printOneMemory(e *env, db *core.DB, m core.Memory) error {
+	if e.json {
+		p, _ := db.Project(e.ctx, m.ProjectID)
+		return printJSON(e.stdout, native.NewMemoryJSON(m, p.Name))
+	}
+	printMemory(e.stdout, m)
+	return nil
+}
+
+func getCommand() *command {
+	return memoryIDCommand("get", "print one memory", func(ctx context.Context, db *core.DB, id core.ID) (core.Memory, error) {
+		return db.Memory(ctx, id)
+	})
 }
 
 func forgetCommand() *command {
@@ -294,34 +308,14 @@ func forgetCommand() *command {
 }
 
 func touchCommand() *command {
-	return &command{
-		name: "touch", summary: "record an access (access_count+1, last_accessed = now)", usage: "ID",
-		run: func(e *env, args []string) error {
-			arg, err := oneArg("touch", args, "ID")
+	return memoryIDCommand("touch", "record an access (access_count+1, last_accessed = now)",
+		func(ctx context.Context, db *core.DB, id core.ID) (core.Memory, error) {
+			ms, err := db.RecordAccess(ctx, id)
 			if err != nil {
-				return err
+				return core.Memory{}, err
 			}
-			id, err := parseID(arg)
-			if err != nil {
-				return err
-			}
-			h, err := e.open()
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			ms, err := h.DB.RecordAccess(e.ctx, id)
-			if err != nil {
-				return fmt.Errorf("touch: %w", err)
-			}
-			if e.json {
-				p, _ := h.DB.Project(e.ctx, ms[0].ProjectID)
-				return printJSON(e.stdout, native.NewMemoryJSON(ms[0], p.Name))
-			}
-			printMemory(e.stdout, ms[0])
-			return nil
-		},
-	}
+			return ms[0], nil
+		})
 }
 
 func stateCommand() *command {
@@ -354,8 +348,7 @@ func stateCommand() *command {
 				return fmt.Errorf("state: %w", err)
 			}
 			if e.json {
-				p, _ := h.DB.Project(e.ctx, m.ProjectID)
-				return printJSON(e.stdout, native.NewMemoryJSON(m, p.Name))
+				return printOneMemory(e, h.DB, m)
 			}
 			_, err = fmt.Fprintf(e.stdout, "%s is now %s\n", m.ID, m.State)
 			return err
