@@ -28,8 +28,8 @@ func serveCommand() *command {
 	)
 	return &command{
 		name:    "serve",
-		summary: "run the sync server (/v1/sync, /v1/ticket, /healthz) on Postgres when configured, else embedded SQLite",
-		usage:   "[--addr 127.0.0.1:8080] [--tls-cert F --tls-key F] [--origin PATTERN] [--no-consolidate] [--demo] [--web-dist DIR]",
+		summary: "run the sync server (/v1/sync, /v1/ticket, /healthz) and the browser demo (/) on Postgres when configured, else embedded SQLite",
+		usage:   "[--addr 127.0.0.1:8080] [--tls-cert F --tls-key F] [--origin PATTERN] [--no-consolidate] [--tombstone-horizon 720h] [--demo] [--web-dist DIR]",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
 			fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM); with --tls-key, serve wss://")
