@@ -270,3 +270,11 @@ type MetaEntry struct {
 	Key   string
 	Value string
 }
+
+// TombstoneReader is an optional upgrade of ReadTx for stores where a round
+// trip costs more than the lookup: [Tx.ApplyChanges] asks once for every
+// memory a batch touches instead of once per change.
+type TombstoneReader interface {
+	// TombstonedIDs returns the subset of ids that were deleted.
+	TombstonedIDs(ctx context.Context, ids []ID) (map[ID]bool, error)
+}
