@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ApplyResult is the outcome of one remote change.
@@ -45,23 +46,28 @@ func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]
 	out := make([]ApplyResult, 0, len(cs))
 	last := map[string]uint64{}
 	for i := range cs {
-		c := cs[i] // copy: Pos and Status are ours
-		l, ok := last[c.Device]
-		if !ok {
-			if l, err = w.LastSeq(ctx, c.Device); err != nil {
+		if _, ok := last[cs[i].Device]; !ok {
+			if last[cs[i].Device], err = w.LastSeq(ctx, cs[i].Device); err != nil {
 				return out, err
 			}
 		}
+	}
+	b, err := tx.prefetch(ctx, w, cs, last)
+	if err != nil {
+		return out, err
+	}
+	for i := range cs {
+		c := cs[i] // copy: Pos and Status are ours
+		l := last[c.Device]
 		if c.Seq <= l {
 			out = append(out, ApplyResult{Device: c.Device, Seq: c.Seq, Status: StatusSuperseded, Reason: "already applied", Duplicate: true})
-			last[c.Device] = l
 			continue
 		}
 		if c.Seq != l+1 && !allowGaps {
 			return out, fmt.Errorf("apply %s/%d: %w: last applied is %d", c.Device, c.Seq, ErrSeqGap, l)
 		}
 		var err error
-		if c.Status, c.Reason, err = tx.applyRemote(ctx, w, &c); err != nil {
+		if c.Status, c.Reason, err = tx.applyRemote(ctx, w, b, &c); err != nil {
 			return out, fmt.Errorf("apply %s/%d: %w", c.Device, c.Seq, err)
 		}
 		c.Pos = 0
@@ -80,14 +86,14 @@ func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]
 // error (a lost connection, a lock the store asks to retry) is returned, so
 // the whole transaction fails and is retried or reported: a transient
 // failure must never turn into a permanent rejection.
-func (tx *Tx) applyRemote(ctx context.Context, w WriteTx, c *Change) (Status, string, error) {
+func (tx *Tx) applyRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Change) (Status, string, error) {
 	if c.Device == "" || c.Device == tx.db.device && c.Seq == 0 {
 		return StatusRejected, "device: missing", nil
 	}
 	if err := tx.db.clock.Observe(c.HLC); err != nil {
 		return StatusRejected, err.Error(), nil
 	}
-	st, reason, err := tx.mergeRemote(ctx, w, c)
+	st, reason, err := tx.mergeRemote(ctx, w, b, c)
 	switch {
 	case err == nil:
 		return st, reason, nil
@@ -97,28 +103,22 @@ func (tx *Tx) applyRemote(ctx context.Context, w WriteTx, c *Change) (Status, st
 	return "", "", err
 }
 
-func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, string, error) {
+func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Change) (Status, string, error) {
 	switch c.Kind {
 	case KindMemoryPut, KindMemoryAccess, KindMemoryState, KindMemoryDelete:
-		dead, err := w.Tombstoned(ctx, c.EntityID)
+		cur, dead, err := b.memory(ctx, w, c.EntityID)
 		if err != nil {
 			return "", "", err
 		}
-		var cur *Memory
-		if ms, err := w.Memories(ctx, MemoryFilter{IDs: []ID{c.EntityID}}); err != nil {
-			return "", "", err
-		} else if len(ms) > 0 {
-			cur = &ms[0]
-		}
 		if c.Kind == KindMemoryPut && !dead {
-			if err := tx.validateRemoteMemory(ctx, c); err != nil {
+			if err := tx.validateRemoteMemory(ctx, b, c); err != nil {
 				return StatusRejected, err.Error(), nil
 			}
 		}
 		if c.Kind == KindMemoryState && !dead && cur != nil {
 			var p StatePayload
 			if err := json.Unmarshal(c.Payload, &p); err == nil && p.To == StateSuperseded && p.SupersededBy != "" {
-				if ok, err := tx.memoryExists(ctx, p.SupersededBy); err != nil {
+				if ok, err := b.exists(ctx, w, p.SupersededBy); err != nil {
 					return "", "", err
 				} else if !ok {
 					return StatusRejected, "superseded_by: memory " + string(p.SupersededBy) + " not found", nil
@@ -130,10 +130,13 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, st
 			return eff.Status, eff.Reason, nil
 		}
 		if eff.Delete {
+			b.deleted(c.EntityID)
 			return StatusApplied, "", w.DeleteMemory(ctx, c.EntityID)
 		}
+		b.put(eff.Memory)
 		return StatusApplied, "", w.PutMemory(ctx, *eff.Memory)
 	case KindProjectPut:
+		b.forgetProject(c.EntityID)
 		var p Project
 		if err := decodePayload(c, &p); err != nil {
 			return StatusRejected, err.Error(), nil
@@ -173,6 +176,7 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, st
 		}
 		return StatusApplied, "", nil
 	case KindProjectTouch:
+		b.forgetProject(c.EntityID)
 		var t TouchPayload
 		if err := decodePayload(c, &t); err != nil {
 			return StatusRejected, err.Error(), nil
@@ -217,13 +221,8 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, c *Change) (Status, st
 	return StatusRejected, "unknown change kind " + string(c.Kind), nil
 }
 
-func (tx *Tx) memoryExists(ctx context.Context, id ID) (bool, error) {
-	ms, err := tx.r.Memories(ctx, MemoryFilter{IDs: []ID{id}})
-	return len(ms) > 0, err
-}
-
 // validateRemoteMemory applies the same validator a local write gets.
-func (tx *Tx) validateRemoteMemory(ctx context.Context, c *Change) error {
+func (tx *Tx) validateRemoteMemory(ctx context.Context, b *applyBatch, c *Change) error {
 	var m Memory
 	if err := decodePayload(c, &m); err != nil {
 		return err
@@ -231,7 +230,7 @@ func (tx *Tx) validateRemoteMemory(ctx context.Context, c *Change) error {
 	if _, err := ParseID(string(c.EntityID)); err != nil {
 		return err
 	}
-	p, err := tx.r.Project(ctx, c.ProjectID)
+	p, err := b.project(ctx, tx.r, c.ProjectID)
 	if err != nil {
 		return fmt.Errorf("project_id: %w", err)
 	}
@@ -270,3 +269,130 @@ func mergeRecord[T any](ctx context.Context, tx *Tx, c *Change, meta func(*T) (I
 	}
 	return StatusApplied, "", put(ctx, v)
 }
+
+// applyBatch holds what one ApplyChanges call reads: every memory its
+// changes touch and whether each is tombstoned, fetched up front (one
+// Memories call and one tombstone lookup per prefetchChunk IDs), kept up to
+// date as the batch merges, and the projects its memories validate against.
+// On a store where the round trip is the cost (PostgreSQL) a batch then
+// costs one read and a run of writes instead of a read before every write.
+type applyBatch struct {
+	mem      map[ID]*Memory // a nil value: known not to exist
+	dead     map[ID]bool
+	projects map[ID]Project
+}
+
+// prefetchChunk bounds the IDs of one prefetch read, well under SQLite's
+// and PostgreSQL's parameter limits.
+const prefetchChunk = 500
+
+// prefetch reads the memories that cs's new changes (those past last, the
+// highest seq recorded per device) touch, including the survivors that
+// state changes name in superseded_by.
+func (tx *Tx) prefetch(ctx context.Context, w WriteTx, cs []Change, last map[string]uint64) (*applyBatch, error) {
+	b := &applyBatch{mem: map[ID]*Memory{}, dead: map[ID]bool{}, projects: map[ID]Project{}}
+	var ids []ID
+	seen := map[ID]bool{}
+	add := func(id ID) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c.Seq <= last[c.Device] {
+			continue
+		}
+		switch c.Kind {
+		case KindMemoryPut, KindMemoryAccess, KindMemoryDelete:
+			add(c.EntityID)
+		case KindMemoryState:
+			add(c.EntityID)
+			var p StatePayload
+			if json.Unmarshal(c.Payload, &p) == nil {
+				add(p.SupersededBy)
+			}
+		}
+	}
+	for chunk := range slices.Chunk(ids, prefetchChunk) {
+		if err := b.fetch(ctx, w, chunk); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// fetch reads ids into the cache.
+func (b *applyBatch) fetch(ctx context.Context, w WriteTx, ids []ID) error {
+	ms, err := w.Memories(ctx, MemoryFilter{IDs: ids})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		b.mem[id] = nil
+	}
+	for i := range ms {
+		b.mem[ms[i].ID] = &ms[i]
+	}
+	if tr, ok := w.(TombstoneReader); ok {
+		dead, err := tr.TombstonedIDs(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for id := range dead {
+			b.dead[id] = true
+		}
+		return nil
+	}
+	for _, id := range ids {
+		dead, err := w.Tombstoned(ctx, id)
+		if err != nil {
+			return err
+		}
+		b.dead[id] = dead
+	}
+	return nil
+}
+
+// memory returns the replica's current row for id (nil if absent) and
+// whether it is tombstoned.
+func (b *applyBatch) memory(ctx context.Context, w WriteTx, id ID) (*Memory, bool, error) {
+	if _, ok := b.mem[id]; !ok {
+		if err := b.fetch(ctx, w, []ID{id}); err != nil {
+			return nil, false, err
+		}
+	}
+	return b.mem[id], b.dead[id], nil
+}
+
+// exists reports whether the memory id exists (and is not deleted).
+func (b *applyBatch) exists(ctx context.Context, w WriteTx, id ID) (bool, error) {
+	m, _, err := b.memory(ctx, w, id)
+	return m != nil, err
+}
+
+// put records a memory the batch wrote.
+func (b *applyBatch) put(m *Memory) { b.mem[m.ID] = m }
+
+// deleted records a memory the batch deleted.
+func (b *applyBatch) deleted(id ID) {
+	b.mem[id] = nil
+	b.dead[id] = true
+}
+
+// project returns the project id, read once per batch.
+func (b *applyBatch) project(ctx context.Context, r ReadTx, id ID) (Project, error) {
+	if p, ok := b.projects[id]; ok {
+		return p, nil
+	}
+	p, err := r.Project(ctx, id)
+	if err != nil {
+		return Project{}, err
+	}
+	b.projects[id] = p
+	return p, nil
+}
+
+// forgetProject drops a cached project a change is about to write.
+func (b *applyBatch) forgetProject(id ID) { delete(b.projects, id) }

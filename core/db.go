@@ -698,3 +698,8 @@ func (tx *Tx) Changes(ctx context.Context, after int64, limit int, exclude strin
 	}
 	return tx.r.Changes(ctx, after, limit, exclude)
 }
+
+func (tx *Tx) memoryExists(ctx context.Context, id ID) (bool, error) {
+	ms, err := tx.r.Memories(ctx, MemoryFilter{IDs: []ID{id}})
+	return len(ms) > 0, err
+}

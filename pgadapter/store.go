@@ -237,7 +237,7 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, prelock []string, fn
 		err = translate("begin", err)
 		return err, Retryable(err)
 	}
-	t := &tx{s: s, tx: ptx, write: !readOnly, prelock: prelock}
+	t := &tx{s: s, tx: &pipeTx{Tx: ptx}, write: !readOnly, prelock: prelock}
 	if err := fn(t); err != nil {
 		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		// fn's error is returned as is (it already went through translate

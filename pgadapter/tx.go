@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 // It is not safe for concurrent use, like the transaction it wraps.
 type tx struct {
 	s     *Store
-	tx    pgx.Tx
+	tx    *pipeTx
 	write bool
 	// locked holds the IDs this transaction holds an advisory lock on.
 	locked map[string]bool
@@ -56,6 +57,9 @@ func (t *tx) checkWrite() error {
 
 // flush writes pending statistics. Called before COMMIT.
 func (t *tx) flush(ctx context.Context) error {
+	if err := t.tx.send(ctx); err != nil { // the queue adds to t.stats
+		return err
+	}
 	if len(t.stats) == 0 {
 		return nil
 	}
@@ -386,6 +390,28 @@ func (t *tx) Tombstoned(ctx context.Context, id core.ID) (bool, error) {
 	return dead, nil
 }
 
+var _ core.TombstoneReader = (*tx)(nil)
+
+// TombstonedIDs reports which of ids were deleted, in one round trip.
+func (t *tx) TombstonedIDs(ctx context.Context, ids []core.ID) (map[core.ID]bool, error) {
+	if err := t.lock(ctx, idStrings(ids)...); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(ctx, "SELECT id FROM tombstones WHERE id = ANY($1)", idStrings(ids))
+	if err != nil {
+		return nil, translate("tombstoned", err)
+	}
+	dead, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("tombstoned", err)
+	}
+	out := make(map[core.ID]bool, len(dead))
+	for _, id := range dead {
+		out[core.ID(id)] = true
+	}
+	return out, nil
+}
+
 func vecArg(v []float32) any {
 	if v == nil {
 		return nil
@@ -408,9 +434,9 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 		return fmt.Errorf("pgadapter: put memory %s: %w", m.ID, &core.FieldError{Field: "embedding", Reason: "is required", Err: core.ErrInvalid})
 	}
 	ts, n := terms(m.Content)
-	var oldProject *string
-	var oldLen *int64
-	err := t.tx.QueryRow(ctx, `WITH old AS (SELECT project_id, doc_len FROM memories WHERE id = $1),
+	// The row is queued (see pipeTx): its slices are copied now, since the
+	// caller owns them and the statement is encoded only when sent.
+	t.tx.rows.Queue(`WITH old AS (SELECT project_id, doc_len FROM memories WHERE id = $1),
 		up AS (INSERT INTO memories (`+memCols+`, terms, doc_len, embedding_dim)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31)
 		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content, embedding = excluded.embedding,
@@ -426,19 +452,23 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 		doc_len = excluded.doc_len, embedding_dim = excluded.embedding_dim
 		RETURNING 1)
 		SELECT (SELECT project_id FROM old), (SELECT doc_len::bigint FROM old), (SELECT count(*) FROM up)`,
-		string(m.ID), string(m.ProjectID), m.Content, vecArg(m.Embedding), m.EmbeddingModel, string(m.MemoryType), m.Domain, m.Tags,
-		m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence, m.AccessCount, m.QualityScore,
+		string(m.ID), string(m.ProjectID), m.Content, vecArg(slices.Clone(m.Embedding)), m.EmbeddingModel, string(m.MemoryType), m.Domain,
+		slices.Clone(m.Tags), m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence, m.AccessCount, m.QualityScore,
 		string(m.State), string(m.SupersededBy), core.UnixMilli(m.CreatedAt), core.UnixMilli(m.UpdatedAt), core.UnixMilli(m.LastAccessed),
 		core.UnixMilli(m.LastRetrieved), core.UnixMilli(m.ConsolidatedAt), int64(m.Version.HLC), m.Version.Device,
-		int64(m.StateVersion.HLC), m.StateVersion.Device, accessArg(m.AccessByDevice), ts, n, len(m.Embedding),
-	).Scan(&oldProject, &oldLen, new(int64))
-	if err != nil {
-		return translate("put memory "+string(m.ID), err)
-	}
-	if oldProject != nil {
-		t.addStats(core.ID(*oldProject), -1, -*oldLen)
-	}
-	t.addStats(m.ProjectID, 1, int64(n))
+		int64(m.StateVersion.HLC), m.StateVersion.Device, accessArg(maps.Clone(m.AccessByDevice)), ts, n, len(m.Embedding),
+	).QueryRow(func(row pgx.Row) error {
+		var oldProject *string
+		var oldLen *int64
+		if err := row.Scan(&oldProject, &oldLen, new(int64)); err != nil {
+			return translate("put memory "+string(m.ID), err)
+		}
+		if oldProject != nil {
+			t.addStats(core.ID(*oldProject), -1, -*oldLen)
+		}
+		t.addStats(m.ProjectID, 1, int64(n))
+		return nil
+	})
 	return nil
 }
 
@@ -702,24 +732,37 @@ func decodeVector(b []byte) []float32 {
 // a change that committed late.
 const changeLogLock = "athena-edge/change-log"
 
+// AppendChange queues c (see pipeTx); c.Pos is set when the queue is sent,
+// by the transaction's next statement or its commit.
 func (t *tx) AppendChange(ctx context.Context, c *core.Change) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	if err := t.lock(ctx, changeLogLock); err != nil {
-		return err
+	if !t.locked[changeLogLock] {
+		// Queued ahead of the first append, after the memory rows: see
+		// pipeTx. It waits even when the transaction holds other locks:
+		// the holder of this lock only ever tries for others (see lock),
+		// so it never waits on a transaction that waits here.
+		t.tx.lockChanges = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))`
+		t.tx.lockChangesArgs = []any{t.s.cfg.Schema, changeLogLock}
+		if t.locked == nil {
+			t.locked = map[string]bool{}
+		}
+		t.locked[changeLogLock] = true
 	}
 	payload := string(c.Payload)
 	if len(c.Payload) == 0 {
 		payload = "null"
 	}
-	err := t.tx.QueryRow(ctx, `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
+	t.tx.changes.Queue(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING pos`,
 		c.Device, int64(c.Seq), int64(c.HLC), string(c.Kind), string(c.ProjectID), string(c.EntityID), payload,
-		encodeVector(c.Vector), string(c.Status), c.Reason).Scan(&c.Pos)
-	if err != nil {
-		return translate(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
-	}
+		encodeVector(c.Vector), string(c.Status), c.Reason).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&c.Pos); err != nil {
+			return translate(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
+		}
+		return nil
+	})
 	return nil
 }
 

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"ChangeLogIdempotentApply", testApplyIdempotent},
 		{"ChangeLogConverges", testConverge},
 		{"ChangeLogRejectsAndGaps", testRejectAndGap},
+		{"ChangeLogBatchReadsItsOwnWrites", testApplyBatch},
 		{"ContextCancellation", testCancel},
 		{"MetaIsTransactional", testMeta},
 		{"ReembedSwap", testReembedSwap},
@@ -895,6 +896,59 @@ func testConverge(t *testing.T, e *env) {
 	_, alive := server[doomed.ID]
 	assert.False(t, alive, "the delete wins over b's access")
 	assert.Len(t, server, 2)
+}
+
+func testApplyBatch(t *testing.T, e *env) {
+	// One ApplyChanges call whose later changes depend on its earlier ones:
+	// a survivor created in the batch, a memory accessed, superseded and
+	// its successor deleted, a put after a delete. Applied as one batch it
+	// must give the same statuses and rows as applied one change at a time.
+	ctx := e.ctx
+	src := core.New(e.open(t), core.Config{Device: "edge-batch", Clock: core.NewClock(core.ClockConfig{Now: e.clock.Now})})
+	p, err := src.CreateProject(ctx, core.Project{Name: "batch", Path: "/batch", EmbeddingModel: Model, EmbeddingDim: Dim})
+	require.NoError(t, err)
+	keep, err := src.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "survivor", Embedding: Vec(40), EmbeddingModel: Model})
+	require.NoError(t, err)
+	dup, err := src.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "duplicate", Embedding: Vec(41), EmbeddingModel: Model})
+	require.NoError(t, err)
+	gone, err := src.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "gone", Embedding: Vec(42), EmbeddingModel: Model})
+	require.NoError(t, err)
+	_, err = src.RecordAccess(ctx, dup.ID, dup.ID, keep.ID)
+	require.NoError(t, err)
+	e.clock.Advance(time.Second)
+	_, err = src.UpdateMemory(ctx, keep.ID, func(m *core.Memory) error { m.Content = "survivor, edited"; return nil })
+	require.NoError(t, err)
+	_, err = src.SetState(ctx, dup.ID, core.StateSuperseded, keep.ID)
+	require.NoError(t, err)
+	require.NoError(t, src.DeleteMemory(ctx, gone.ID))
+	cs := mustChanges(t, ctx, src)
+	// A replayed put of the deleted memory, as a late duplicate from
+	// another device would arrive: the tombstone wins inside the batch.
+	late := cs[3] // gone's put
+	require.Equal(t, gone.ID, late.EntityID)
+	late.Device, late.Seq, late.HLC = "edge-late", 1, late.HLC+1
+	cs = append(cs, late)
+
+	batch, err := e.db.ApplyChanges(ctx, cs)
+	require.NoError(t, err)
+	single := core.New(e.open(t), core.Config{Device: "single", Clock: core.NewClock(core.ClockConfig{Now: e.clock.Now})})
+	var one []core.ApplyResult
+	for _, c := range cs {
+		r, err := single.ApplyChanges(ctx, []core.Change{c})
+		require.NoError(t, err)
+		one = append(one, r...)
+	}
+	require.Equal(t, one, batch, "statuses of one batch and of one change at a time")
+	for _, r := range batch {
+		assert.NotEqual(t, core.StatusRejected, r.Status, "%s/%d: %s", r.Device, r.Seq, r.Reason)
+	}
+	assert.Equal(t, core.StatusSuperseded, batch[len(batch)-1].Status, "a put after the delete is superseded")
+	got, want := snapshot(t, ctx, e.db), snapshot(t, ctx, src)
+	require.Equal(t, want, got, "the batch replica equals the source")
+	require.Equal(t, snapshot(t, ctx, single), got, "and the one-at-a-time replica")
+	assert.Equal(t, core.StateSuperseded, got[dup.ID].State)
+	assert.Equal(t, keep.ID, got[dup.ID].SupersededBy)
+	assert.EqualValues(t, 2, got[dup.ID].AccessCount)
 }
 
 func mustChanges(t *testing.T, ctx context.Context, db *core.DB) []core.Change {
