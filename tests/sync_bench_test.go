@@ -15,6 +15,7 @@ import (
 
 	"github.com/athena-edge/athena-edge/core"
 	"github.com/athena-edge/athena-edge/core/memstore"
+	"github.com/athena-edge/athena-edge/hosts/native"
 	"github.com/athena-edge/athena-edge/sqlitevec"
 	edgesync "github.com/athena-edge/athena-edge/sync"
 	"github.com/stretchr/testify/require"
@@ -29,21 +30,30 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// fillEdge writes n memories of syncBenchDim floats (~60-byte content, one
-// tag) to db's project, in batches of 1000.
-func fillEdge(t testing.TB, db *core.DB, project core.ID, from, n int) {
+// fillEdge writes n memories to db's project, in batches of 1000: the
+// first n documents (vectors and text) of the dataset in
+// ATHENA_BENCH_DATASET (a shared/bench/datagen directory) when it is set,
+// else n generated like datagen's (clustered unit vectors with topic
+// words), so the server's HNSW index sees realistic data.
+func fillEdge(t testing.TB, db *core.DB, project core.ID, n int) {
 	t.Helper()
 	ctx := context.Background()
+	var ds *native.Dataset
+	if dir := os.Getenv("ATHENA_BENCH_DATASET"); dir != "" {
+		var err error
+		ds, err = native.LoadDataset(dir)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, ds.N, n, "dataset %s is too small", dir)
+		require.Equal(t, syncBenchDim, ds.Dim)
+	} else {
+		ds = native.GenerateDataset(n, 0, syncBenchDim, 1)
+	}
 	for done := 0; done < n; {
 		k := min(1000, n-done)
 		ms := make([]core.Memory, k)
 		for i := range ms {
-			v := make([]float32, syncBenchDim)
-			for j := range v {
-				v[j] = float32((from+done+i+j)%97) + 0.25
-			}
-			ms[i] = core.Memory{ProjectID: project, Content: fmt.Sprintf("benchmark memory %d: the quick brown fox jumps over the lazy dog", from+done+i),
-				Embedding: v, EmbeddingModel: "bench", Tags: []string{"bench"}}
+			ms[i] = core.Memory{ProjectID: project, Content: ds.DocText[done+i], Embedding: ds.Docs[done+i],
+				EmbeddingModel: "bench", Tags: []string{"bench"}}
 		}
 		res, err := db.RememberBatch(ctx, ms)
 		require.NoError(t, err)
@@ -100,7 +110,7 @@ func TestSyncBenchPostgres(t *testing.T) {
 	p, err := db.CreateProject(ctx, core.Project{Name: "bench", Path: "/bench", EmbeddingModel: "bench", EmbeddingDim: syncBenchDim})
 	require.NoError(t, err)
 	fillStart := time.Now()
-	fillEdge(t, db, p.ID, 0, n)
+	fillEdge(t, db, p.ID, n)
 	t.Logf("edge (%s) filled with %d memories in %s", kind, n, time.Since(fillStart).Round(time.Millisecond))
 
 	tok, _, err := edgesync.CreateToken(ctx, central, "bench", "bench-edge")
