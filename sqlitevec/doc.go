@@ -30,9 +30,11 @@
 // A [Store] is safe for concurrent use. It has one writer connection: Update
 // runs one transaction at a time (BEGIN IMMEDIATE, serialized by a mutex,
 // and against other processes by SQLite's lock with [Config].BusyTimeout).
-// View draws one of [Config].Readers reader connections; each runs a
-// deferred read transaction, a consistent snapshot, and readers run
-// alongside the writer (WAL). On the in-memory database (the memdb VFS,
+// View draws one of [Config].Readers reader connections (one is opened
+// by Open, the others when that many Views run at once; the most recently
+// used idle one is reused first, so a sequential workload keeps one warm
+// page cache); each runs a deferred read transaction, a consistent
+// snapshot, and readers run alongside the writer (WAL). On the in-memory database (the memdb VFS,
 // which has no WAL) a commit waits for running readers to finish, up to the
 // busy timeout.
 //

@@ -11,7 +11,7 @@ import (
 // without touching SQLite: every field core.MemoryFilter looks at, with
 // times as Unix milliseconds (0 for the zero time).
 type rowMeta struct {
-	kind     uint32 // bit i for allStates[i] | bit 16+j for allTypes[j], for the fast matcher
+	kind     uint32 // bit i for allStates[i] | bit 16+j for allTypes[j] (j < 15), for the fast matcher
 	id       core.ID
 	state    core.State
 	typ      core.MemoryType
@@ -39,11 +39,12 @@ var (
 // setKind encodes state and type as one bit each; an unknown one gets no
 // bit, and a filter naming one uses the slow path.
 func (r *rowMeta) setKind() {
+	// kindVec (index.go) takes bit 31.
 	r.kind = 0
 	if i := slices.Index(allStates, r.state); i >= 0 && i < 16 {
 		r.kind |= 1 << i
 	}
-	if i := slices.Index(allTypes, r.typ); i >= 0 && i < 16 {
+	if i := slices.Index(allTypes, r.typ); i >= 0 && i < 15 {
 		r.kind |= 1 << (16 + i)
 	}
 }
@@ -76,7 +77,7 @@ func newMatcher(f *core.MemoryFilter) *matcher {
 		f.CreatedAfter.IsZero() && f.CreatedBefore.IsZero() && f.AccessedAfter.IsZero() &&
 		f.AccessedBefore.IsZero() && f.AfterID == "" {
 		m.fast = true
-		m.stateMask, m.typeMask = 0xffff, 0xffff0000
+		m.stateMask, m.typeMask = 0xffff, 0x7fff0000
 		if len(f.States) > 0 {
 			m.stateMask = 0
 			for _, s := range f.States {
@@ -91,7 +92,7 @@ func newMatcher(f *core.MemoryFilter) *matcher {
 			m.typeMask = 0
 			for _, t := range f.Types {
 				i := slices.Index(allTypes, t)
-				if i < 0 || i >= 16 {
+				if i < 0 || i >= 15 {
 					m.fast = false
 				}
 				m.typeMask |= 1 << (16 + i&15)

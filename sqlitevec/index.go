@@ -32,6 +32,8 @@ type index struct {
 	parts map[core.ID]*part
 	where map[int64]loc // rid → where the row lives
 	docs  int64         // documents in every part
+
+	scratch sync.Pool // *vecScratch, see VectorLeg
 }
 
 type loc struct {
@@ -49,12 +51,16 @@ type part struct {
 	meta   []rowMeta
 	alive  []bool
 	hasVec []bool
-	codes  []uint64  // slot*words
-	q8     []int8    // slot*dim
-	scale  []float32 // int8 → normalized float32
-	errb   []float32 // ‖normalized vector − dequantized‖
-	free   []int32
-	live   int
+	// kinds is slot → meta.kind, plus kindVec when the slot has a vector:
+	// all the approximate scan reads besides the codes, 4 bytes a row
+	// instead of a rowMeta's cache line.
+	kinds []uint32
+	codes []uint64  // slot*words
+	q8    []int8    // slot*dim
+	scale []float32 // int8 → normalized float32
+	errb  []float32 // ‖normalized vector − dequantized‖
+	free  []int32
+	live  int
 
 	center   []float32 // codes are sign(v − center)
 	centerN  int       // vectors when center was computed
@@ -91,6 +97,10 @@ type indexOp struct {
 	row  rowMeta
 	vec  *qvec
 	proj core.ID
+	// keepVec: the embedding is the one the index has (a metadata-only
+	// put); vec is nil and emb is quantized only if the row is missing.
+	keepVec bool
+	emb     []float32
 
 	textChanged bool
 	hadText     bool
@@ -148,6 +158,9 @@ func (p *part) ensureDim(dim int) bool {
 		// under one lock): start over at the new one. Rows not rewritten
 		// yet have no vector until their op comes.
 		clear(p.hasVec)
+		for i := range p.kinds {
+			p.kinds[i] &^= kindVec
+		}
 		p.dim, p.centerN = 0, 0
 	}
 	if p.dim == 0 {
@@ -186,6 +199,7 @@ func (p *part) add(rid int64, row rowMeta, v *qvec) int32 {
 		p.meta = append(p.meta, rowMeta{})
 		p.alive = append(p.alive, false)
 		p.hasVec = append(p.hasVec, false)
+		p.kinds = append(p.kinds, 0)
 		p.scale = append(p.scale, 0)
 		p.errb = append(p.errb, 0)
 		p.dlen = append(p.dlen, 0)
@@ -201,6 +215,7 @@ func (p *part) add(rid int64, row rowMeta, v *qvec) int32 {
 }
 
 func (p *part) setVec(slot int32, v *qvec) {
+	defer p.setKind(slot)
 	if v == nil || p.dim == 0 || len(v.q) != p.dim {
 		p.hasVec[slot] = false
 		return
@@ -208,6 +223,19 @@ func (p *part) setVec(slot int32, v *qvec) {
 	copy(p.q8[int(slot)*p.dim:], v.q)
 	p.scale[slot], p.errb[slot], p.hasVec[slot] = v.scale, v.errb, true
 	p.encode(slot)
+}
+
+// kindVec marks a kinds entry whose slot has a vector. Kind bits use 0-15
+// for states and 16-30 for types, so bit 31 is free.
+const kindVec uint32 = 1 << 31
+
+// setKind refreshes kinds[slot] from meta and hasVec.
+func (p *part) setKind(slot int32) {
+	k := p.meta[slot].kind
+	if p.hasVec[slot] {
+		k |= kindVec
+	}
+	p.kinds[slot] = k
 }
 
 // encode computes the sign code of slot from its int8 vector and center.
@@ -236,6 +264,7 @@ func (p *part) encode(slot int32) {
 func (p *part) remove(slot int32) {
 	p.alive[slot], p.hasVec[slot] = false, false
 	p.meta[slot] = rowMeta{}
+	p.kinds[slot] = 0
 	p.free = append(p.free, slot)
 	p.live--
 }
@@ -359,13 +388,19 @@ func (ix *index) apply(ops []indexOp) {
 			delete(ix.where, op.rid)
 			exists = false
 		}
-		if exists {
+		if exists && op.keepVec {
+			at.p.meta[at.slot] = op.row
+			at.p.setKind(at.slot)
+		} else if exists {
 			at.p.meta[at.slot] = op.row
 			if op.vec != nil {
 				at.p.ensureDim(len(op.vec.q))
 			}
 			at.p.setVec(at.slot, op.vec)
 		} else {
+			if op.keepVec {
+				op.vec = quantize(op.emb)
+			}
 			p := ix.part(op.proj)
 			at = loc{p: p, slot: p.add(op.rid, op.row, op.vec)}
 			ix.where[op.rid] = at

@@ -129,46 +129,97 @@ func writeSnapshot(path string, ix *index, gen, logPos int64) (err error) {
 	return os.Rename(tmp, path)
 }
 
+// snapReader reads the snapshot body straight into the index's own
+// slices, checksumming as it goes: the file is never held in memory whole
+// (it is ~100 MB at 100K × 768, and the index would otherwise keep the
+// buffer alive or hold two copies while loading).
 type snapReader struct {
-	b   []byte
-	err error
+	r    *bufio.Reader
+	crc  uint32
+	left uint64 // body bytes not read yet
+	err  error
+	buf  [8]byte
+	// strs interns the short strings many rows share (state, type,
+	// domain, session), so that 100K rows do not hold 100K copies each.
+	strs map[string]string
 }
 
 var errSnap = errors.New("index snapshot: truncated or inconsistent")
 
-func (r *snapReader) next(n uint64) []byte {
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errSnap
-		return nil
+func (r *snapReader) read(b []byte) {
+	if r.err != nil {
+		return
 	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
+	if uint64(len(b)) > r.left {
+		r.err = errSnap
+		return
+	}
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		r.err = errSnap
+		return
+	}
+	r.crc = crc32.Update(r.crc, crc32.IEEETable, b)
+	r.left -= uint64(len(b))
 }
+
 func (r *snapReader) u64() uint64 {
-	b := r.next(8)
-	if b == nil {
+	r.read(r.buf[:])
+	if r.err != nil {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(b)
+	return binary.LittleEndian.Uint64(r.buf[:])
 }
-func (r *snapReader) i64() int64  { return int64(r.u64()) }
-func (r *snapReader) str() string { return string(r.next(r.u64())) }
+func (r *snapReader) i64() int64 { return int64(r.u64()) }
+
+func (r *snapReader) str() string {
+	n := r.u64()
+	if r.err != nil || n > r.left {
+		r.err = errSnap
+		return ""
+	}
+	return r.strN(n)
+}
+
+// strN reads a string of n bytes (n ≤ r.left).
+func (r *snapReader) strN(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	b := make([]byte, n)
+	r.read(b)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not used again
+}
+
+// interned reads a string and returns the shared copy of its value.
+func (r *snapReader) interned() string {
+	n := r.u64()
+	if r.err != nil || n > r.left {
+		r.err = errSnap
+		return ""
+	}
+	if n > 64 {
+		return r.strN(n)
+	}
+	var b [64]byte
+	r.read(b[:n])
+	if s, ok := r.strs[string(b[:n])]; ok {
+		return s
+	}
+	s := string(b[:n])
+	r.strs[s] = s
+	return s
+}
 
 func readSlice[T any](r *snapReader) []T {
 	n := r.u64()
 	var zero T
 	size := uint64(unsafe.Sizeof(zero))
-	if n > math.MaxInt32*4 {
+	if r.err != nil || n > math.MaxInt32*4 || n*size > r.left {
 		r.err = errSnap
 		return nil
 	}
-	b := r.next(n * size)
-	if r.err != nil {
-		return nil
-	}
 	out := make([]T, n)
-	copy(sliceBytes(out), b)
+	r.read(sliceBytes(out))
 	return out
 }
 
@@ -194,17 +245,8 @@ func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err 
 	if err != nil || fi.Size() < int64(len(head))+8 {
 		return nil, 0, 0, nil
 	}
-	// One exact-size buffer (io.ReadAll would double it while growing).
-	rest := make([]byte, fi.Size()-int64(len(head)))
-	if _, err := io.ReadFull(f, rest); err != nil {
-		return nil, 0, 0, nil
-	}
-	body := rest[:len(rest)-8]
-	crc := crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, body)
-	if uint64(crc) != binary.LittleEndian.Uint64(rest[len(rest)-8:]) {
-		return nil, 0, 0, fmt.Errorf("index snapshot %s: checksum mismatch", path)
-	}
-	r := &snapReader{b: body}
+	r := &snapReader{r: bufio.NewReaderSize(f, 1<<20), crc: crc32.ChecksumIEEE(head),
+		left: uint64(fi.Size()) - uint64(len(head)) - 8, strs: map[string]string{}}
 	ix = newIndex()
 	ix.docs = r.i64()
 	nparts := r.u64()
@@ -224,12 +266,7 @@ func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err 
 		p.alive = readSlice[bool](r)
 		p.hasVec = readSlice[bool](r)
 		p.codes = readSlice[uint64](r)
-		// q8 is most of the snapshot: alias it in the read buffer, no copy
-		if n := r.u64(); n <= uint64(len(r.b)) {
-			p.q8 = unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(r.next(n)))), n)
-		} else {
-			r.err = errSnap
-		}
+		p.q8 = readSlice[int8](r)
 		p.scale = readSlice[float32](r)
 		p.errb = readSlice[float32](r)
 		p.free = readSlice[int32](r)
@@ -240,10 +277,11 @@ func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err 
 			return nil, 0, 0, errSnap
 		}
 		p.meta = make([]rowMeta, n)
+		p.kinds = make([]uint32, n)
 		for i := range p.meta {
 			m := &p.meta[i]
-			m.id, m.state, m.typ = core.ID(r.str()), core.State(r.str()), core.MemoryType(r.str())
-			m.domain, m.session = r.str(), r.str()
+			m.id, m.state, m.typ = core.ID(r.str()), core.State(r.interned()), core.MemoryType(r.interned())
+			m.domain, m.session = r.interned(), r.interned()
 			m.created, m.accessed = r.i64(), r.i64()
 			if nt := r.u64(); nt > 0 && nt < 1<<20 {
 				m.tags = make([]string, nt)
@@ -252,6 +290,7 @@ func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err 
 				}
 			}
 			m.setKind()
+			p.setKind(int32(i))
 			if p.alive[i] {
 				ix.where[p.rids[i]] = loc{p: p, slot: int32(i)}
 			}
@@ -270,8 +309,15 @@ func readSnapshot(path string, maxGen int64) (ix *index, gen, logPos int64, err 
 			p.df[t] = int64(len(pl.slots))
 		}
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if r.err != nil || r.left != 0 {
 		return nil, 0, 0, errSnap
+	}
+	var tail [8]byte
+	if _, err := io.ReadFull(r.r, tail[:]); err != nil {
+		return nil, 0, 0, errSnap
+	}
+	if uint64(r.crc) != binary.LittleEndian.Uint64(tail[:]) {
+		return nil, 0, 0, fmt.Errorf("index snapshot %s: checksum mismatch", path)
 	}
 	return ix, gen, logPos, nil
 }

@@ -127,9 +127,19 @@ type Store struct {
 	name    string // the path, or ":memory:"
 	w       *conn
 	writeMu sync.Mutex
-	readers chan *conn
-	idx     *index
-	stats   OpenStats
+	// Reader connections: tokens holds one token per connection View may
+	// use (Config.Readers); idle is a stack of open ones. The most
+	// recently used connection is reused first, so a sequential workload
+	// keeps one warm page cache and one wasm heap instead of cycling
+	// through all of them, and a connection is opened only when that many
+	// run at once.
+	tokens chan struct{}
+	idleMu sync.Mutex
+	idle   []*conn
+	uri    string
+	flags  sqlite3.OpenFlag
+	idx    *index
+	stats  OpenStats
 	// gen is the index_gen the in-memory index reflects, or -1 when
 	// unknown: then Close writes no snapshot. logPos is the change-log
 	// position it reflects. Both are guarded by catchMu (see catchup.go).
@@ -169,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, name: cfg.Path, readers: make(chan *conn, cfg.Readers), snapGen: -1}
+	s := &Store{cfg: cfg, name: cfg.Path, tokens: make(chan struct{}, cfg.Readers), snapGen: -1}
 	s.cond = sync.NewCond(&s.mu)
 	s.stats.CacheDir = cacheDir
 	uri := cfg.Path
@@ -198,16 +208,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := migrate(ctx, s.w); err != nil {
 		return fail("migrate", err)
 	}
-	for range cfg.Readers {
-		r, err := openConn(ctx, uri, flags)
-		if err != nil {
-			return fail("connect reader", err)
-		}
-		s.readers <- r
-		if err := s.setup(r, false); err != nil {
-			return fail("configure reader", err)
-		}
+	s.uri, s.flags = uri, flags
+	// One reader now, so that a database readers cannot open fails Open;
+	// the others when concurrent Views need them.
+	r, err := s.openReader(ctx)
+	if err != nil {
+		return fail("connect reader", err)
 	}
+	s.idle = append(s.idle, r)
 	t := time.Now()
 	if err := s.loadIndex(ctx); err != nil {
 		return fail("build index", err)
@@ -410,13 +418,11 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 		return err
 	}
 	defer s.leave()
-	var c *conn
-	select {
-	case c = <-s.readers:
-	case <-ctx.Done():
-		return ctx.Err()
+	c, err := s.getReader(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { s.readers <- c }()
+	defer s.putReader(c)
 	if err := c.begin(ctx, `BEGIN DEFERRED`); err != nil {
 		err = c.wrap("begin", err)
 		_ = c.end(false)
@@ -426,11 +432,53 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 		_ = c.end(false)
 		return c.wrap("catch up", err)
 	}
-	err := fn(&readTx{s: s, c: c})
+	err = fn(&readTx{s: s, c: c})
 	if eerr := c.end(false); eerr != nil && err == nil {
 		err = c.wrap("end read", eerr)
 	}
 	return err
+}
+
+// getReader takes a reader token, waiting while Config.Readers Views
+// run, and returns the most recently used idle connection, or a new one.
+func (s *Store) getReader(ctx context.Context) (*conn, error) {
+	select {
+	case s.tokens <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.idleMu.Lock()
+	if n := len(s.idle); n > 0 {
+		c := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.idleMu.Unlock()
+		return c, nil
+	}
+	s.idleMu.Unlock()
+	c, err := s.openReader(ctx)
+	if err != nil {
+		<-s.tokens
+		return nil, fmt.Errorf("sqlitevec: open reader %s: %w", s.name, err)
+	}
+	return c, nil
+}
+
+func (s *Store) putReader(c *conn) {
+	s.idleMu.Lock()
+	s.idle = append(s.idle, c)
+	s.idleMu.Unlock()
+	<-s.tokens
+}
+
+func (s *Store) openReader(ctx context.Context) (*conn, error) {
+	c, err := openConn(ctx, s.uri, s.flags)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setup(c, false); err != nil {
+		return nil, errors.Join(err, c.close())
+	}
+	return c, nil
 }
 
 // Ping runs a trivial query on a reader connection.
@@ -489,15 +537,12 @@ func (s *Store) saveSnapshot() {
 
 func (s *Store) closeConns() error {
 	var errs []error
-	for {
-		select {
-		case r := <-s.readers:
-			errs = append(errs, r.close())
-			continue
-		default:
-		}
-		break
+	s.idleMu.Lock()
+	for _, r := range s.idle {
+		errs = append(errs, r.close())
 	}
+	s.idle = nil
+	s.idleMu.Unlock()
 	if s.w != nil {
 		// The writer closes last: closing the last connection of a WAL
 		// database checkpoints it and removes the -wal and -shm files.

@@ -73,3 +73,57 @@ func TestSmoke(t *testing.T) {
 		})
 	}
 }
+
+// TestPutMetadataOnly checks the metadata-only put (content, project and
+// embedding unchanged): the row, the filter metadata of both legs and the
+// keyword index stay consistent, and a later change of the embedding
+// still reaches the vector index.
+func TestPutMetadataOnly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(m *core.Memory)
+		state  core.State
+		vecOf  uint64 // the seed the vector leg must find the memory by
+	}{
+		{"state", func(m *core.Memory) { m.State = core.StateArchived }, core.StateArchived, 1},
+		{"usefulness", func(m *core.Memory) { m.Usefulness = 0.9 }, core.StateUnconsolidated, 1},
+		{"embedding", func(m *core.Memory) { m.Embedding = unitVec(99, 768) }, core.StateUnconsolidated, 99},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := openTest(t, false)
+			db := core.New(s, core.Config{})
+			p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 768})
+			require.NoError(t, err)
+			m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "zebra crossing", Embedding: unitVec(1, 768)})
+			require.NoError(t, err)
+			_, err = db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "other", Embedding: unitVec(2, 768)})
+			require.NoError(t, err)
+			m.State = core.StateUnconsolidated
+			tt.change(&m)
+			require.NoError(t, s.Update(ctx, func(w core.WriteTx) error { return w.PutMemory(ctx, m) }))
+
+			got, err := db.Memory(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, tt.state, got.State)
+			require.Equal(t, m.Usefulness, got.Usefulness)
+			require.Equal(t, m.Embedding, got.Embedding)
+			f := core.MemoryFilter{ProjectID: p.ID, States: []core.State{tt.state}}
+			require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
+				vec, err := r.VectorLeg(ctx, core.VectorLeg{Vector: unitVec(tt.vecOf, 768), K: 1, Filter: f})
+				require.NoError(t, err)
+				require.Len(t, vec, 1)
+				require.Equal(t, m.ID, vec[0].ID)
+				require.InDelta(t, 1, vec[0].Score, 1e-2)
+				kw, err := r.KeywordLeg(ctx, core.KeywordLeg{Terms: core.Terms("zebra"), Limit: 5, Filter: f})
+				require.NoError(t, err)
+				require.Len(t, kw.Candidates, 1)
+				require.Equal(t, m.ID, kw.Candidates[0].ID)
+				return nil
+			}))
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package sqlitevec
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -43,9 +45,14 @@ func ms(t time.Time) int64 { return core.UnixMilli(t) }
 
 func fromMS(v int64) time.Time { return core.FromUnixMilli(v) }
 
+// vecBlob encodes v for binding. On a little-endian machine it is v's
+// own memory, no copy: binding copies it into SQLite at once.
 func vecBlob(v []float32) []byte {
 	if v == nil {
 		return nil
+	}
+	if nativeLE() && len(v) > 0 {
+		return sliceBytes(v)
 	}
 	b := make([]byte, 4*len(v))
 	for i, f := range v {
@@ -59,10 +66,21 @@ func blobVec(b []byte) []float32 {
 		return nil
 	}
 	v := make([]float32, len(b)/4)
+	if nativeLE() {
+		copy(sliceBytes(v), b) // the BLOB is little-endian float32 already
+		return v
+	}
 	for i := range v {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return v
+}
+
+// nativeLE reports whether the machine is little-endian (a constant the
+// compiler folds).
+func nativeLE() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
 func jsonText(v any) (string, error) {
@@ -147,29 +165,68 @@ const memoryCols = `rid, id, project_id, content, embedding, embedding_model, me
 	state, superseded_by, created_at, updated_at, last_accessed, last_retrieved, consolidated_at,
 	version_hlc, version_device, state_version_hlc, state_version_device, access_by_device`
 
-func scanMemory(st *sqlite3.Stmt) (core.Memory, error) {
-	m := core.Memory{
-		ID: core.ID(st.ColumnText(1)), ProjectID: core.ID(st.ColumnText(2)), Content: st.ColumnText(3),
-		Embedding: blobVec(st.ColumnRawBlob(4)), EmbeddingModel: st.ColumnText(5),
-		MemoryType: core.MemoryType(st.ColumnText(6)), Domain: st.ColumnText(7),
-		SessionID: st.ColumnText(9), EventType: st.ColumnText(10), CodeLanguage: st.ColumnText(11),
-		CodeHash: st.ColumnText(12), Usefulness: st.ColumnFloat(13), Confidence: st.ColumnFloat(14),
-		AccessCount: st.ColumnInt64(15), QualityScore: st.ColumnFloat(16), State: core.State(st.ColumnText(17)),
-		SupersededBy: core.ID(st.ColumnText(18)), CreatedAt: fromMS(st.ColumnInt64(19)),
-		UpdatedAt: fromMS(st.ColumnInt64(20)), LastAccessed: fromMS(st.ColumnInt64(21)),
-		LastRetrieved: fromMS(st.ColumnInt64(22)), ConsolidatedAt: fromMS(st.ColumnInt64(23)),
-		Version:      core.Stamp{HLC: core.HLC(st.ColumnInt64(24)), Device: st.ColumnText(25)},
-		StateVersion: core.Stamp{HLC: core.HLC(st.ColumnInt64(26)), Device: st.ColumnText(27)},
+// memoryColCount is the number of columns in memoryCols.
+const memoryColCount = 29
+
+// scanMemory reads a row of memoryCols. It fetches every column in one
+// call into SQLite (ColumnsRaw) instead of one call per column: with
+// SQLite in WebAssembly each call costs more than decoding the value.
+// buf is reusable scratch of memoryColCount values.
+func scanMemory(st *sqlite3.Stmt, buf []any) (core.Memory, error) {
+	c := buf[:memoryColCount]
+	if err := st.ColumnsRaw(c...); err != nil {
+		return core.Memory{}, err
 	}
-	if err := json.Unmarshal(st.ColumnRawText(8), &m.Tags); err != nil {
+	m := core.Memory{
+		ID: core.ID(rawText(c[1])), ProjectID: core.ID(rawText(c[2])), Content: rawText(c[3]),
+		Embedding: blobVec(rawBlob(c[4])), EmbeddingModel: rawText(c[5]),
+		MemoryType: core.MemoryType(rawText(c[6])), Domain: rawText(c[7]),
+		SessionID: rawText(c[9]), EventType: rawText(c[10]), CodeLanguage: rawText(c[11]),
+		CodeHash: rawText(c[12]), Usefulness: rawFloat(c[13]), Confidence: rawFloat(c[14]),
+		AccessCount: rawInt(c[15]), QualityScore: rawFloat(c[16]), State: core.State(rawText(c[17])),
+		SupersededBy: core.ID(rawText(c[18])), CreatedAt: fromMS(rawInt(c[19])),
+		UpdatedAt: fromMS(rawInt(c[20])), LastAccessed: fromMS(rawInt(c[21])),
+		LastRetrieved: fromMS(rawInt(c[22])), ConsolidatedAt: fromMS(rawInt(c[23])),
+		Version:      core.Stamp{HLC: core.HLC(rawInt(c[24])), Device: rawText(c[25])},
+		StateVersion: core.Stamp{HLC: core.HLC(rawInt(c[26])), Device: rawText(c[27])},
+	}
+	if tags := rawBlob(c[8]); string(tags) == "[]" {
+		m.Tags = []string{} // what json.Unmarshal makes of it, without its cost
+	} else if err := json.Unmarshal(tags, &m.Tags); err != nil {
 		return m, fmt.Errorf("memory %s: tags: %w", m.ID, err)
 	}
-	if raw := st.ColumnRawText(28); len(raw) > 0 && string(raw) != "null" {
+	if raw := rawBlob(c[28]); len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &m.AccessByDevice); err != nil {
 			return m, fmt.Errorf("memory %s: access_by_device: %w", m.ID, err)
 		}
 	}
 	return m, nil
+}
+
+// rawText, rawBlob, rawInt and rawFloat convert what ColumnsRaw returns:
+// TEXT and BLOB as []byte owned by SQLite, INTEGER as int64, FLOAT as
+// float64, NULL as nil (read as the zero value, as the Column methods do).
+func rawText(v any) string { b, _ := v.([]byte); return string(b) }
+func rawBlob(v any) []byte { b, _ := v.([]byte); return b }
+
+func rawInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	}
+	return 0
+}
+
+func rawFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	}
+	return 0
 }
 
 func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memory, error) {
@@ -217,8 +274,9 @@ func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memo
 	// Tags and time ranges are checked in Go with core's own Match, so
 	// that filters mean exactly the same on every store.
 	out := []core.Memory{}
+	buf := make([]any, memoryColCount)
 	err := t.c.query(sql, args, func(st *sqlite3.Stmt) error {
-		m, err := scanMemory(st)
+		m, err := scanMemory(st, buf)
 		if err != nil {
 			return err
 		}
@@ -241,13 +299,14 @@ func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memo
 func (t *readTx) memoriesByID(f *core.MemoryFilter) ([]core.Memory, error) {
 	out := make([]core.Memory, 0, len(f.IDs))
 	seen := make(map[core.ID]struct{}, len(f.IDs))
+	buf := make([]any, memoryColCount)
 	for _, id := range f.IDs {
 		if _, dup := seen[id]; dup {
 			continue
 		}
 		seen[id] = struct{}{}
 		err := t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id = ?`, []any{id}, func(st *sqlite3.Stmt) error {
-			m, err := scanMemory(st)
+			m, err := scanMemory(st, buf)
 			if err != nil {
 				return err
 			}
@@ -288,15 +347,19 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 		return err
 	}
 	// The previous row, if any: its rid, project and content decide what
-	// the keyword statistics lose.
+	// the keyword statistics lose; its embedding, whether the vector
+	// index must change.
 	var old struct {
 		found   bool
 		rid     int64
 		project core.ID
 		content string
+		sameVec bool
 	}
-	err := t.c.query(`SELECT rid, project_id, content FROM memories WHERE id = ?`, []any{m.ID}, func(st *sqlite3.Stmt) error {
+	newVec := vecBlob(m.Embedding)
+	err := t.c.query(`SELECT rid, project_id, content, embedding FROM memories WHERE id = ?`, []any{m.ID}, func(st *sqlite3.Stmt) error {
 		old.found, old.rid, old.project, old.content = true, st.ColumnInt64(0), core.ID(st.ColumnText(1)), st.ColumnText(2)
+		old.sameVec = (st.ColumnType(3) == sqlite3.NULL) == (newVec == nil) && bytes.Equal(st.ColumnRawBlob(3), newVec)
 		return nil
 	})
 	if err != nil {
@@ -316,6 +379,9 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 			return fmt.Errorf("sqlitevec: put memory: access_by_device: %w", err)
 		}
 	}
+	if old.found && old.sameVec && old.content == m.Content && old.project == m.ProjectID {
+		return t.putMetadata(&m, old.rid, tagsJSON, abd)
+	}
 	var rid int64
 	err = t.c.query(`INSERT INTO memories (`+memoryCols[len("rid, "):]+`)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -333,7 +399,7 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 		state_version_hlc = excluded.state_version_hlc, state_version_device = excluded.state_version_device,
 		access_by_device = excluded.access_by_device
 		RETURNING rid`,
-		[]any{m.ID, m.ProjectID, m.Content, vecBlob(m.Embedding), m.EmbeddingModel, string(m.MemoryType), m.Domain,
+		[]any{m.ID, m.ProjectID, m.Content, newVec, m.EmbeddingModel, string(m.MemoryType), m.Domain,
 			tagsJSON, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence,
 			m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy, ms(m.CreatedAt), ms(m.UpdatedAt),
 			ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt), uint64(m.Version.HLC), m.Version.Device,
@@ -358,6 +424,28 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 	}
 	op.vec = quantize(m.Embedding)
 	t.ops = append(t.ops, op)
+	return nil
+}
+
+// putMetadata rewrites an existing row whose content, project and
+// embedding are unchanged (consolidation rewrites state and usefulness of
+// every memory): it leaves the content and the embedding out of the
+// statement, and the FTS5 row, the B-tree indexes on id and project and
+// the vector index alone.
+func (t *writeTx) putMetadata(m *core.Memory, rid int64, tagsJSON, abd string) error {
+	err := t.c.exec(`UPDATE memories SET embedding_model = ?, memory_type = ?, domain = ?, tags = ?,
+		session_id = ?, event_type = ?, code_language = ?, code_hash = ?, usefulness = ?, confidence = ?,
+		access_count = ?, quality_score = ?, state = ?, superseded_by = ?, created_at = ?, updated_at = ?,
+		last_accessed = ?, last_retrieved = ?, consolidated_at = ?, version_hlc = ?, version_device = ?,
+		state_version_hlc = ?, state_version_device = ?, access_by_device = ? WHERE rid = ?`,
+		m.EmbeddingModel, string(m.MemoryType), m.Domain, tagsJSON, m.SessionID, m.EventType, m.CodeLanguage,
+		m.CodeHash, m.Usefulness, m.Confidence, m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy,
+		ms(m.CreatedAt), ms(m.UpdatedAt), ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt),
+		uint64(m.Version.HLC), m.Version.Device, uint64(m.StateVersion.HLC), m.StateVersion.Device, abd, rid)
+	if err != nil {
+		return t.c.wrap("put memory", err)
+	}
+	t.ops = append(t.ops, indexOp{rid: rid, row: rowFromMemory(m), proj: m.ProjectID, keepVec: true, emb: m.Embedding})
 	return nil
 }
 

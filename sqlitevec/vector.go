@@ -5,7 +5,9 @@ import (
 	"context"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -64,6 +66,8 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 	}
 	var cands []scored
 	exact := leg.Exact
+	sc := ix.getScratch()
+	defer ix.scratch.Put(sc)
 	for _, p := range parts {
 		if p.dim != len(q) {
 			continue
@@ -72,22 +76,25 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 			cands = p.scoreAll(q, p.matching(m), cands)
 			continue
 		}
-		slots, dist := p.matchingDist(m, q)
-		if len(slots) <= cfg.ExactThreshold {
-			cands = p.scoreAll(q, slots, cands)
+		matched := p.hammingScan(m, q, sc)
+		if matched <= cfg.ExactThreshold {
+			sc.slots = sc.matched(matched)
+			cands = p.scoreAll(q, sc.slots, cands)
 			exact = true
 		} else {
-			short := p.scoreApprox(qv, shortlist(slots, dist, p.dim, max(leg.K*cfg.Oversample, defaultMinShortlist)), nil)
+			sc.slots = sc.shortlist(max(leg.K*cfg.Oversample, defaultMinShortlist))
+			short := p.scoreApprox(qv, sc.slots, sc.short[:0])
+			sc.short = short
 			// Integer scores pick the best few; float query × int8 orders them.
 			if keep := max(4*leg.K, 64); len(short) > keep {
 				slices.SortFunc(short, func(a, b scored) int { return cmp.Compare(b.score, a.score) })
 				short = short[:keep]
 			}
-			slots = slots[:0]
+			sc.slots = sc.slots[:0]
 			for _, c := range short {
-				slots = append(slots, c.slot)
+				sc.slots = append(sc.slots, c.slot)
 			}
-			cands = p.scoreAll(q, slots, cands)
+			cands = p.scoreAll(q, sc.slots, cands)
 		}
 	}
 	ix.mu.RUnlock()
@@ -180,13 +187,27 @@ func (p *part) matching(m *matcher) []int32 {
 
 // scoreApprox appends the int8 estimate of every slot, with the query
 // quantized to int8 too (integer dot products, about twice as fast as
-// scoreAll; the approximate mode uses no error bound).
+// scoreAll; the approximate mode uses no error bound). A long list is
+// split between scanWorkers goroutines.
 func (p *part) scoreApprox(qv *qvec, slots []int32, out []scored) []scored {
 	q := qv.q[:p.dim]
-	for _, s := range slots {
-		d := float32(dotI8I8(q, p.q8[int(s)*p.dim:int(s+1)*p.dim])) * qv.scale * p.scale[s]
-		out = append(out, scored{rid: p.rids[s], id: p.meta[s].id, score: d, bound: p.errb[s], slot: s})
+	base := len(out)
+	out = slices.Grow(out, len(slots))[:base+len(slots)]
+	score := func(lo, hi int) {
+		for i, s := range slots[lo:hi] {
+			d := float32(dotI8I8(q, p.q8[int(s)*p.dim:int(s+1)*p.dim])) * qv.scale * p.scale[s]
+			out[base+lo+i] = scored{rid: p.rids[s], id: p.meta[s].id, score: d, bound: p.errb[s], slot: s}
+		}
 	}
+	if len(slots) < 512 || runtime.GOMAXPROCS(0) < 2 {
+		score(0, len(slots))
+		return out
+	}
+	var wg sync.WaitGroup
+	half := len(slots) / 2
+	wg.Go(func() { score(0, half) })
+	score(half, len(slots))
+	wg.Wait()
 	return out
 }
 
@@ -217,83 +238,165 @@ func (p *part) scoreAll(q []float32, slots []int32, out []scored) []scored {
 	return out
 }
 
-// matchingDist returns the slots with a vector that pass the filter and
-// the Hamming distance of each one's code to q's, in one pass.
-func (p *part) matchingDist(m *matcher, q []float32) ([]int32, []uint16) {
-	code := make([]uint64, p.words)
+// vecScratch is the per-query working memory of the approximate scan,
+// reused through index.scratch so that a query allocates nothing
+// proportional to the number of rows.
+type vecScratch struct {
+	dist  []uint16 // slot → Hamming distance, or noDist when the slot does not match
+	hist  []int32  // distance → matching slots at that distance
+	code  []uint64
+	slots []int32
+	short []scored
+}
+
+// noDist marks a slot the scan skipped; distances are at most the
+// dimension, far below it.
+const noDist = math.MaxUint16
+
+func (ix *index) getScratch() *vecScratch {
+	if sc, ok := ix.scratch.Get().(*vecScratch); ok {
+		return sc
+	}
+	return &vecScratch{}
+}
+
+// scanWorkers is how many goroutines share a scan of at least
+// parallelScanMin rows: the scan is bound by memory bandwidth per core,
+// so two cores halve it; more add scheduling cost for little gain.
+const (
+	scanWorkers     = 2
+	parallelScanMin = 32 << 10
+)
+
+// hammingScan computes, for every slot with a vector that passes the
+// filter, the Hamming distance of its code to q's, into sc.dist (noDist
+// for the others) and its histogram into sc.hist. It returns the number of
+// matching slots. One sequential pass over the codes and kinds (split
+// between scanWorkers goroutines for large parts); the filter's metadata
+// is read only when the filter is not a state/type mask.
+func (p *part) hammingScan(m *matcher, q []float32, sc *vecScratch) int {
+	n := len(p.rids)
+	sc.code = slices.Grow(sc.code[:0], p.words)[:p.words]
+	code := sc.code
+	clear(code)
 	for i, x := range q {
 		if x > p.center[i] {
 			code[i>>6] |= 1 << (i & 63)
 		}
 	}
-	slots := make([]int32, 0, p.live)
-	dist := make([]uint16, 0, p.live)
+	sc.dist = slices.Grow(sc.dist[:0], n)[:n]
+	h := max(p.dim+1, 1024) // ≥ 1024: see scanRange
+	workers := 1
+	if n >= parallelScanMin && runtime.GOMAXPROCS(0) > 1 {
+		workers = scanWorkers
+	}
+	sc.hist = slices.Grow(sc.hist[:0], workers*h)[:workers*h]
+	clear(sc.hist)
+	if workers == 1 {
+		return p.scanRange(m, code, 0, n, sc.dist, sc.hist)
+	}
+	var matched [scanWorkers]int
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		wg.Go(func() { matched[w] = p.scanRange(m, code, lo, hi, sc.dist, sc.hist[w*h:(w+1)*h]) })
+	}
+	wg.Wait()
+	total := matched[0]
+	for w := 1; w < workers; w++ {
+		for d, c := range sc.hist[w*h : (w+1)*h] {
+			sc.hist[d] += c
+		}
+		total += matched[w]
+	}
+	sc.hist = sc.hist[:h]
+	return total
+}
+
+// scanRange is hammingScan over slots [lo, hi), with its own histogram.
+func (p *part) scanRange(m *matcher, code []uint64, lo, hi int, dist []uint16, hist []int32) int {
+	kinds := p.kinds[lo:hi]
+	meta := p.meta[lo:hi]
+	dist = dist[lo:hi]
 	w := p.words
-	codes := p.codes
-	meta := p.meta[:len(p.rids)]
-	hasVec := p.hasVec[:len(p.rids)]
-	if w == 12 { // 768-d, the common case: a fixed-size array needs no bounds checks
+	codes := p.codes[lo*w : hi*w]
+	fast, slow, sm, tm := m.fast && !m.trivial, !m.fast && !m.trivial, m.stateMask, m.typeMask
+	matched := 0
+	if w == 12 && len(hist) > 1023 { // 768-d, the common case: fixed-size arrays need no bounds checks
 		q := (*[12]uint64)(code)
-		fast, slow, sm, tm := m.fast && !m.trivial, !m.fast && !m.trivial, m.stateMask, m.typeMask
-		for slot := range meta {
-			if !hasVec[slot] {
-				continue
-			}
+		hist := hist[:1024]
+		for i, k := range kinds {
+			ok := k&kindVec != 0
 			if fast {
-				if k := meta[slot].kind; k&sm == 0 || k&tm == 0 {
-					continue
-				}
-			} else if slow && !m.match(&meta[slot]) {
+				ok = ok && k&sm != 0 && k&tm != 0
+			} else if slow && ok {
+				ok = m.match(&meta[i])
+			}
+			if !ok {
+				dist[i] = noDist
 				continue
 			}
-			c := (*[12]uint64)(codes[slot*12:])
+			c := (*[12]uint64)(codes[i*12:])
 			d := bits.OnesCount64(q[0]^c[0]) + bits.OnesCount64(q[1]^c[1]) + bits.OnesCount64(q[2]^c[2]) +
 				bits.OnesCount64(q[3]^c[3]) + bits.OnesCount64(q[4]^c[4]) + bits.OnesCount64(q[5]^c[5]) +
 				bits.OnesCount64(q[6]^c[6]) + bits.OnesCount64(q[7]^c[7]) + bits.OnesCount64(q[8]^c[8]) +
 				bits.OnesCount64(q[9]^c[9]) + bits.OnesCount64(q[10]^c[10]) + bits.OnesCount64(q[11]^c[11])
-			slots = append(slots, int32(slot))
-			dist = append(dist, uint16(d))
+			dist[i] = uint16(d)
+			hist[d&1023]++ // d ≤ 768: the mask only drops the bounds check
+			matched++
 		}
-		return slots, dist
+		return matched
 	}
-	for slot := range meta {
-		if !hasVec[slot] || !m.match(&meta[slot]) {
+	for i, k := range kinds {
+		ok := k&kindVec != 0
+		if fast {
+			ok = ok && k&sm != 0 && k&tm != 0
+		} else if slow && ok {
+			ok = m.match(&meta[i])
+		}
+		if !ok {
+			dist[i] = noDist
 			continue
 		}
-		slots = append(slots, int32(slot))
-		dist = append(dist, uint16(hamming(code, codes[slot*w:(slot+1)*w])))
+		d := hamming(code, codes[i*w:(i+1)*w])
+		dist[i] = uint16(d)
+		hist[d]++
+		matched++
 	}
-	return slots, dist
+	return matched
 }
 
-// shortlist returns the n slots with the smallest distances.
-func shortlist(slots []int32, dist []uint16, dim, n int) []int32 {
-	if len(slots) <= n {
-		return slots
+// matched returns the matching slots of the last scan (there are n).
+func (sc *vecScratch) matched(n int) []int32 {
+	out := slices.Grow(sc.slots[:0], n)
+	for slot, d := range sc.dist {
+		if d != noDist {
+			out = append(out, int32(slot))
+		}
 	}
-	hist := make([]int, dim+1)
-	for _, d := range dist {
-		hist[d]++
-	}
+	return out
+}
+
+// shortlist returns the n matching slots of the last scan with the
+// smallest distances (ties at the cut taken in slot order).
+func (sc *vecScratch) shortlist(n int) []int32 {
 	cut, acc := 0, 0
-	for cut = range hist {
-		acc += hist[cut]
-		if acc >= n {
+	for cut = range sc.hist {
+		if acc+int(sc.hist[cut]) >= n {
 			break
 		}
+		acc += int(sc.hist[cut])
 	}
-	out := make([]int32, 0, n)
-	for i, s := range slots {
-		if int(dist[i]) < cut {
-			out = append(out, s)
-		}
-	}
-	for i, s := range slots {
-		if len(out) >= n {
-			break
-		}
-		if int(dist[i]) == cut {
-			out = append(out, s)
+	ties := n - acc // slots wanted at distance cut
+	out := slices.Grow(sc.slots[:0], n)
+	c := uint16(cut)
+	for slot, d := range sc.dist {
+		if d < c || d == c && ties > 0 {
+			if d == c {
+				ties--
+			}
+			out = append(out, int32(slot))
 		}
 	}
 	return out
