@@ -257,18 +257,19 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		}
 	}
 
-	var vec []Candidate
+	var vleg *VectorLeg
 	if q.Embedding != nil {
-		if vec, err = tx.r.VectorLeg(ctx, VectorLeg{Vector: q.Embedding, K: p.vectorK, Filter: p.filter, Exact: p.exact}); err != nil {
-			return nil, fmt.Errorf("search: vector leg: %w", err)
-		}
+		vleg = &VectorLeg{Vector: q.Embedding, K: p.vectorK, Filter: p.filter, Exact: p.exact}
 	}
-	var kw KeywordResult
+	var kleg *KeywordLeg
 	if p.keywordK > 0 {
-		if kw, err = tx.r.KeywordLeg(ctx, KeywordLeg{Terms: p.terms, Limit: p.keywordK, Filter: p.filter}); err != nil {
-			return nil, fmt.Errorf("search: keyword leg: %w", err)
-		}
+		kleg = &KeywordLeg{Terms: p.terms, Limit: p.keywordK, Filter: p.filter}
 	}
+	legs, err := runLegs(ctx, tx.r, LegsRequest{Vector: vleg, Keyword: kleg})
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	vec, kw, ms := legs.Vector, legs.Keyword, legs.Memories
 
 	vexact := len(vec) > 0
 	for _, c := range vec {
@@ -276,28 +277,15 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 	vrank := make(map[ID]int, len(vec))
 	krank := make(map[ID]int, len(kw.Candidates))
-	ids := make([]ID, 0, len(vec)+len(kw.Candidates))
 	for i, c := range vec {
 		if _, dup := vrank[c.ID]; !dup {
 			vrank[c.ID] = i + 1
-			ids = append(ids, c.ID)
 		}
 	}
 	for i, c := range kw.Candidates {
-		if _, dup := krank[c.ID]; dup {
-			continue
+		if _, dup := krank[c.ID]; !dup {
+			krank[c.ID] = i + 1
 		}
-		krank[c.ID] = i + 1
-		if _, seen := vrank[c.ID]; !seen {
-			ids = append(ids, c.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return []Hit{}, nil
-	}
-	ms, err := tx.r.Memories(ctx, MemoryFilter{IDs: ids})
-	if err != nil {
-		return nil, fmt.Errorf("search: load candidates: %w", err)
 	}
 	hits := make([]Hit, 0, len(ms))
 	bm := BM25Params{}
@@ -349,6 +337,74 @@ func (tx *Tx) Search(ctx context.Context, q Query) ([]Hit, error) {
 		hits = hits[:q.K]
 	}
 	return hits, nil
+}
+
+// LegsSearcher is an optional upgrade of [ReadTx]: a store that runs both
+// legs and loads every candidate in one call (pgadapter does it in one
+// round trip). Tx.Search uses it when the store's transaction implements
+// it, and otherwise calls VectorLeg, KeywordLeg and Memories.
+//
+// A LegsSearcher must answer exactly as those three calls would: each
+// leg's result as VectorLeg and KeywordLeg return it, and Memories holding
+// every candidate of either leg (in any order, each once; core applies the
+// filter again and scores from these rows).
+type LegsSearcher interface {
+	SearchLegs(ctx context.Context, req LegsRequest) (LegsResult, error)
+}
+
+// LegsRequest asks a [LegsSearcher] for both legs; a nil leg is not run.
+type LegsRequest struct {
+	Vector  *VectorLeg
+	Keyword *KeywordLeg
+}
+
+// LegsResult is a [LegsSearcher]'s answer.
+type LegsResult struct {
+	Vector   []Candidate
+	Keyword  KeywordResult
+	Memories []Memory
+}
+
+// runLegs runs req's legs and loads their candidates, in one call when r
+// is a LegsSearcher and in three otherwise.
+func runLegs(ctx context.Context, r ReadTx, req LegsRequest) (LegsResult, error) {
+	if ls, ok := r.(LegsSearcher); ok {
+		res, err := ls.SearchLegs(ctx, req)
+		if err != nil {
+			return LegsResult{}, fmt.Errorf("legs: %w", err)
+		}
+		return res, nil
+	}
+	var res LegsResult
+	var err error
+	if req.Vector != nil {
+		if res.Vector, err = r.VectorLeg(ctx, *req.Vector); err != nil {
+			return LegsResult{}, fmt.Errorf("vector leg: %w", err)
+		}
+	}
+	if req.Keyword != nil {
+		if res.Keyword, err = r.KeywordLeg(ctx, *req.Keyword); err != nil {
+			return LegsResult{}, fmt.Errorf("keyword leg: %w", err)
+		}
+	}
+	seen := make(map[ID]bool, len(res.Vector)+len(res.Keyword.Candidates))
+	ids := make([]ID, 0, len(res.Vector)+len(res.Keyword.Candidates))
+	for _, cs := range [][]Candidate{res.Vector, res.Keyword.Candidates} {
+		for _, c := range cs {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				ids = append(ids, c.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		res.Memories = []Memory{}
+		return res, nil
+	}
+	if res.Memories, err = r.Memories(ctx, MemoryFilter{IDs: ids}); err != nil {
+		return LegsResult{}, fmt.Errorf("load candidates: %w", err)
+	}
+	return res, nil
 }
 
 // fuse sets each hit's Hybrid score. Weighted: w_s·cosine + w_k·BM25/max

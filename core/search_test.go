@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -643,4 +644,108 @@ func TestSearchGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// legsBackend hands out read transactions that implement
+// core.LegsSearcher over the three calls, loading candidates in reverse
+// order, and counts SearchLegs calls.
+type legsBackend struct {
+	core.Backend
+	calls *int
+	err   error
+}
+
+func (b legsBackend) View(ctx context.Context, fn func(core.ReadTx) error) error {
+	return b.Backend.View(ctx, func(r core.ReadTx) error { return fn(legsTx{ReadTx: r, b: b}) })
+}
+
+type legsTx struct {
+	core.ReadTx
+	b legsBackend
+}
+
+func (t legsTx) SearchLegs(ctx context.Context, req core.LegsRequest) (core.LegsResult, error) {
+	*t.b.calls++
+	if t.b.err != nil {
+		return core.LegsResult{}, t.b.err
+	}
+	var res core.LegsResult
+	var err error
+	if req.Vector != nil {
+		if res.Vector, err = t.ReadTx.VectorLeg(ctx, *req.Vector); err != nil {
+			return res, err
+		}
+	}
+	if req.Keyword != nil {
+		if res.Keyword, err = t.ReadTx.KeywordLeg(ctx, *req.Keyword); err != nil {
+			return res, err
+		}
+	}
+	var ids []core.ID
+	for _, c := range slices.Concat(res.Vector, res.Keyword.Candidates) {
+		if !slices.Contains(ids, c.ID) {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) > 0 {
+		if res.Memories, err = t.ReadTx.Memories(ctx, core.MemoryFilter{IDs: ids}); err != nil {
+			return res, err
+		}
+	}
+	slices.Reverse(res.Memories)
+	return res, nil
+}
+
+// VectorLeg, KeywordLeg and Memories must not be called by Search when
+// SearchLegs is available.
+func (t legsTx) VectorLeg(context.Context, core.VectorLeg) ([]core.Candidate, error) {
+	panic("Search called VectorLeg despite SearchLegs")
+}
+
+func (t legsTx) KeywordLeg(context.Context, core.KeywordLeg) (core.KeywordResult, error) {
+	panic("Search called KeywordLeg despite SearchLegs")
+}
+
+func TestSearchLegsSearcher(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ms, q := searchTestFixture()
+	plain, p := searchTestSetup(t, 4, ms)
+	tests := []struct {
+		name string
+		q    core.Query
+	}{
+		{name: "hybrid", q: core.Query{ProjectID: p.ID, Text: "database optimization", Embedding: q, K: 5, Explain: true}},
+		{name: "rrf", q: core.Query{ProjectID: p.ID, Text: "database", Embedding: q, Fusion: core.FusionRRF, Explain: true}},
+		{name: "semantic only", q: core.Query{ProjectID: p.ID, Embedding: q, SemanticOnly: true}},
+		{name: "keyword only", q: core.Query{ProjectID: p.ID, Text: "optimization"}},
+		{name: "no candidates", q: core.Query{ProjectID: p.ID, Text: "zebra"}},
+		{name: "exact", q: core.Query{ProjectID: p.ID, Text: "database", Embedding: q, Exact: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// The memstore is shared: the wrapped DB reads the same data.
+			calls := 0
+			b := legsBackend{Backend: plain.Backend(), calls: &calls}
+			want, err := plain.Search(ctx, tc.q)
+			require.NoError(t, err)
+			var got []core.Hit
+			require.NoError(t, core.New(b, core.Config{Device: "dev-test"}).View(ctx, func(tx *core.Tx) error {
+				got, err = tx.Search(ctx, tc.q)
+				return err
+			}))
+			require.Equal(t, 1, calls)
+			require.Equal(t, want, got)
+		})
+	}
+	t.Run("error", func(t *testing.T) {
+		t.Parallel()
+		calls := 0
+		boom := errors.New("boom")
+		b := legsBackend{Backend: plain.Backend(), calls: &calls, err: boom}
+		_, err := core.New(b, core.Config{Device: "dev-test"}).Search(ctx, core.Query{ProjectID: p.ID, Text: "database", Embedding: q})
+		require.ErrorIs(t, err, boom)
+		require.Equal(t, 1, calls)
+	})
 }

@@ -49,8 +49,10 @@ func (s *Store) BulkLoad(ctx context.Context, ms []core.Memory) error {
 	})
 }
 
-// DropIndexes drops every HNSW index (they are rebuilt by BuildIndexes),
-// so that a large BulkLoad does not maintain them row by row.
+// DropIndexes drops every HNSW index and the keyword and tag indexes (all
+// rebuilt by BuildIndexes), so that a large BulkLoad does not maintain them
+// row by row: a GIN index updated one row at a time costs more than the
+// COPY itself. Until BuildIndexes runs, searches stay correct but scan.
 func (s *Store) DropIndexes(ctx context.Context) error {
 	return s.Update(ctx, func(w core.WriteTx) error {
 		t := w.(*tx)
@@ -58,8 +60,12 @@ func (s *Store) DropIndexes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		drops := []string{"DROP INDEX IF EXISTS memories_tsv_idx", "DROP INDEX IF EXISTS memories_tags_idx"}
 		for _, d := range dims {
-			if _, err := t.tx.Exec(ctx, fmt.Sprintf("DROP INDEX IF EXISTS memories_hnsw_%d", d)); err != nil {
+			drops = append(drops, fmt.Sprintf("DROP INDEX IF EXISTS memories_hnsw_%d", d))
+		}
+		for _, q := range drops {
+			if _, err := t.tx.Exec(ctx, q); err != nil {
 				return translate("drop index", err)
 			}
 		}
@@ -67,10 +73,11 @@ func (s *Store) DropIndexes(ctx context.Context) error {
 	})
 }
 
-// BuildIndexes creates any missing HNSW index (one per project dimension)
-// with maintenance_work_mem raised to 1GB for the build, and refreshes the
-// planner statistics. It holds a lock that blocks writes to memories
-// while it runs; build on a quiet store.
+// BuildIndexes creates any missing index DropIndexes drops (one HNSW
+// index per project dimension, the keyword and tag indexes) with
+// maintenance_work_mem raised to 1GB and up to two parallel workers per
+// build, and refreshes the planner statistics. It holds a lock that blocks
+// writes to memories while it runs; build on a quiet store.
 func (s *Store) BuildIndexes(ctx context.Context) error {
 	return s.Update(ctx, func(w core.WriteTx) error {
 		t := w.(*tx)
@@ -78,18 +85,18 @@ func (s *Store) BuildIndexes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, q := range []string{"SET LOCAL statement_timeout = 0", "SET LOCAL maintenance_work_mem = '1GB'"} {
+		qs := []string{"SET LOCAL statement_timeout = 0", "SET LOCAL maintenance_work_mem = '1GB'",
+			"SET LOCAL max_parallel_maintenance_workers = 2",
+			"CREATE INDEX IF NOT EXISTS memories_tsv_idx ON memories USING gin (tsv) WITH (fastupdate = off)",
+			"CREATE INDEX IF NOT EXISTS memories_tags_idx ON memories USING gin (tags)"}
+		for _, d := range dims {
+			qs = append(qs, hnswIndexSQL(d, false))
+		}
+		qs = append(qs, "ANALYZE memories")
+		for _, q := range qs {
 			if _, err := t.tx.Exec(ctx, q); err != nil {
 				return translate("build indexes", err)
 			}
-		}
-		for _, d := range dims {
-			if _, err := t.tx.Exec(ctx, hnswIndexSQL(d, false)); err != nil {
-				return translate("build indexes", err)
-			}
-		}
-		if _, err := t.tx.Exec(ctx, "ANALYZE memories"); err != nil {
-			return translate("build indexes", err)
 		}
 		return nil
 	})

@@ -42,6 +42,21 @@
 // document frequencies and the per-project document count and total
 // length that core needs for BM25, in one round trip.
 //
+// In a read transaction, [core.Tx.Search] asks for both legs and the
+// candidate rows at once (the tx implements [core.LegsSearcher]): one
+// statement runs the vector leg with the same index, settings and exact
+// fallback, reads each keyword match of the project once for both the
+// document frequencies and the candidates (ranked by BM25 with term
+// frequencies taken as 1; core rescores exactly), and returns the rows,
+// in one round trip. Write transactions keep the three calls, so that
+// loading the candidates takes their advisory locks.
+//
+// Embeddings are stored inline (STORAGE MAIN, toast_tuple_target 8160,
+// migration 5): a 768-d vector no longer goes to the TOAST table, so
+// rescoring, loading candidates, COPY and index builds read one row, not
+// a TOAST lookup. DropIndexes also drops the keyword and tag GIN indexes,
+// which BuildIndexes recreates.
+//
 // # Concurrency
 //
 // A [Store] is safe for concurrent use, and several processes may share one

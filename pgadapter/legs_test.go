@@ -79,6 +79,28 @@ func explain(t testing.TB, s *Store, leg core.VectorLeg, force bool) string {
 	return vecLiteral.ReplaceAllString(strings.Join(plan, "\n"), "'[...]'")
 }
 
+// explainLegs returns the plan of the one-statement search (SearchLegs),
+// planned as it runs: generic, with its settings.
+func explainLegs(t testing.TB, s *Store, vl *core.VectorLeg, kl *core.KeywordLeg) string {
+	t.Helper()
+	ctx := context.Background()
+	var plan []string
+	err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
+		pre, q, args := (&tx{s: s}).legsQuery(vl, kl)
+		if _, err := ptx.Exec(ctx, pre); err != nil {
+			return err
+		}
+		rows, err := ptx.Query(ctx, "EXPLAIN (COSTS OFF) "+q, args...)
+		if err != nil {
+			return err
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	require.NoError(t, err)
+	return vecLiteral.ReplaceAllString(strings.Join(plan, "\n"), "'[...]'")
+}
+
 func TestVectorLegIndex(t *testing.T) {
 	t.Parallel()
 	sizes := []struct {
@@ -103,6 +125,12 @@ func TestVectorLegIndex(t *testing.T) {
 			t.Logf("default planner:\n%s", explain(t, s, leg, false))
 			plan := explain(t, s, leg, true)
 			require.Contains(t, plan, "Index Scan using memories_hnsw_768", plan)
+
+			// The one-statement search plans the same index, and the GIN
+			// index for its keyword part.
+			lplan := explainLegs(t, s, &leg, &core.KeywordLeg{Terms: []string{"alpha", "bravo"}, Limit: 50, Filter: leg.Filter})
+			require.Contains(t, lplan, "Index Scan using memories_hnsw_768", lplan)
+			require.Contains(t, lplan, "Bitmap Index Scan on memories_tsv_idx", lplan)
 
 			// Filtered, k=100, ~10% match: exactly 100, all matching.
 			fleg := core.VectorLeg{Vector: q, K: 100, Filter: core.MemoryFilter{ProjectID: p.ID, Tags: []string{"tenth"}}}

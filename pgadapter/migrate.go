@@ -219,6 +219,18 @@ ALTER TABLE memories ALTER CONSTRAINT memories_project_dim_fkey DEFERRABLE INITI
 ALTER INDEX memories_tsv_idx SET (fastupdate = off);
 SELECT gin_clean_pending_list('memories_tsv_idx'::regclass);
 `,
+	// 5: embeddings stay in the row. A 768-d vector is 3 KB, over the 2 KB
+	// at which PostgreSQL moves a value to the TOAST table, so every
+	// candidate the vector leg rescored and every row search loaded cost a
+	// TOAST index lookup and two more page reads, and the HNSW build read
+	// each vector the same way. MAIN storage with a row target of a whole
+	// page keeps rows up to 8 KB inline; a longer row still compresses and
+	// moves its content first, then its vector. Rows written before this
+	// migration move when next rewritten.
+	`
+ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;
+ALTER TABLE memories SET (toast_tuple_target = 8160);
+`,
 }
 
 // migrate brings the schema to the latest version. It is idempotent and
