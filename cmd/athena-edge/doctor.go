@@ -24,6 +24,13 @@ type doctorReport struct {
 	Device    string          `json:"device,omitempty"`
 	OpenMS    float64         `json:"open_ms"`
 	Projects  []projectCounts `json:"projects"`
+
+	// SQLiteEngine and CacheHit describe how SQLite ran (SQLite only).
+	// doctor always runs compiled SQLite, so a miss means it compiled
+	// SQLite now, and filled the cache if it is usable.
+	SQLiteEngine string `json:"sqlite_engine,omitempty"`
+	CacheHit     bool   `json:"cache_hit,omitempty"`
+	cacheUsable  bool   // the compilation cache could be written
 }
 
 type projectCounts struct {
@@ -55,6 +62,7 @@ func doctorCommand() *command {
 			} else {
 				defer h.Close()
 				r.FellBack, r.Backend, r.Where, r.Reason, r.Device = h.FellBack, h.Selection.Kind, h.Selection.Where(), h.Selection.Reason, h.DB.Device()
+				r.SQLiteEngine, r.CacheHit, r.cacheUsable = string(h.Runtime.Engine), h.Runtime.Cached, h.Runtime.CacheDir != ""
 				if err := h.DB.Ping(e.ctx); err != nil {
 					r.Error = err.Error()
 				} else {
@@ -100,6 +108,15 @@ func printDoctor(e *env, r *doctorReport) {
 	w := e.stdout
 	fmt.Fprintf(w, "athena-edge %s (%s %s/%s)\n", r.Version, r.GoVersion, r.OS, r.Arch)
 	fmt.Fprintf(w, "cache dir:  %s\n", orNone(r.CacheDir))
+	switch {
+	case r.SQLiteEngine == "":
+	case r.CacheHit:
+		fmt.Fprintf(w, "sqlite:     %s, machine code from the cache\n", r.SQLiteEngine)
+	case r.cacheUsable:
+		fmt.Fprintf(w, "sqlite:     %s, not in the cache: compiled by this process, and cached\n", r.SQLiteEngine)
+	default:
+		fmt.Fprintf(w, "sqlite:     %s, no usable cache: compiled by every process\n", r.SQLiteEngine)
+	}
 	fmt.Fprintf(w, "backend:    %s at %s (%s)\n", r.Backend, r.Where, r.Reason)
 	if r.FellBack {
 		fmt.Fprintln(w, "            fell back to SQLite: the implicit Postgres was unreachable")

@@ -28,11 +28,13 @@ func (e *env) open() (*native.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	readers := 1
+	opts := native.Options{Stderr: e.stderr, Embedder: emb, Readers: 1}
 	if e.serving {
-		readers = 0 // the store's default pool
+		opts.Readers = 0 // the store's default pool
+	} else if e.quick {
+		opts.Warm = e.warm
 	}
-	return native.Open(e.ctx, sel, native.Options{Stderr: e.stderr, Embedder: emb, Readers: readers})
+	return native.Open(e.ctx, sel, opts)
 }
 
 // openProject opens the store and resolves the current project: --project,

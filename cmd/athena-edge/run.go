@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/athena-edge/athena-edge/hosts/native"
 )
 
 // errUsage marks errors that should exit with status 2.
@@ -35,6 +37,12 @@ type env struct {
 	// they open the store with its full pool of reader connections, while
 	// a one-shot command opens one, which starts faster.
 	serving bool
+	// quick is set for a command that does a few statements (see
+	// quickCommand), and warm starts the background compile of SQLite (nil
+	// in tests, which then compile in the process): together they let
+	// open run SQLite interpreted on a cold compilation cache.
+	quick bool
+	warm  func(cacheDir string) error
 }
 
 // command is one subcommand. flags registers its own flags on fs; run gets
@@ -75,14 +83,31 @@ func commands() []*command {
 	}
 }
 
-// run is the whole CLI: tests call it in-process.
+// warmCacheCommand is the hidden command that compiles SQLite into the
+// compilation cache, which a quick command starts in the background when
+// it finds the cache cold: `athena-edge __warm-cache DIR`.
+const warmCacheCommand = "__warm-cache"
+
+// run is the whole CLI as the binary runs it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return runEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
+	var warm func(string) error
+	if exe, err := os.Executable(); err == nil {
+		warm = native.CacheWarmer(exe, warmCacheCommand)
+	}
+	return runWarm(ctx, args, stdin, stdout, stderr, os.Getenv, warm)
 }
 
-// runEnv is run with the environment supplied, so tests need no os.Setenv.
+// runEnv is run with the environment supplied, so tests need no os.Setenv,
+// and no background processes.
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	return runWarm(ctx, args, stdin, stdout, stderr, getenv, nil)
+}
+
+func runWarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, warm func(string) error) error {
+	if len(args) == 2 && args[0] == warmCacheCommand {
+		return native.WarmCache(ctx, args[1])
+	}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, warm: warm}
 	cmds := commands()
 	global := flag.NewFlagSet("athena-edge", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
@@ -120,6 +145,7 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		if c.flags != nil {
 			c.flags(fs)
 		}
+		e.quick = quickCommand(c.name)
 		pos, err := parseInterleaved(fs, rest[1:])
 		if errors.Is(err, flag.ErrHelp) {
 			printCommandHelp(stdout, c)
@@ -131,6 +157,20 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return c.run(e, pos)
 	}
 	return usageErr("unknown command %q (see 'athena-edge help')", rest[0])
+}
+
+// quickCommand reports whether command name does a few statements on the
+// store, so that on a cold compilation cache it is done sooner on
+// SQLite's interpreter than after compiling SQLite. Bulk commands
+// (import, export, consolidate, reembed, sync) and the long-running ones
+// compile; so does doctor, which reports the compiled runtime.
+func quickCommand(name string) bool {
+	switch name {
+	case "remember", "recall", "get", "forget", "touch", "state", "labile",
+		"project", "event", "task", "goal", "code", "token":
+		return true
+	}
+	return false
 }
 
 func registerGlobals(fs *flag.FlagSet, e *env) {

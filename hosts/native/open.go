@@ -38,6 +38,15 @@ type Options struct {
 	// PingTimeout bounds the reachability check of an implicit Postgres
 	// before falling back. Default 3s.
 	PingTimeout time.Duration
+	// Warm, if not nil, is for a one-shot process doing a few statements:
+	// when the compilation cache holds no compiled SQLite (it is cold or
+	// unusable) and the store is small, SQLite runs on wazero's interpreter
+	// instead of being compiled for seconds, and Warm is called with a
+	// usable cache directory to fill it for the next process (see
+	// [CacheWarmer]). It is the process's first SQLite open that decides
+	// (see sqlitevec.InitRuntime). Nil compiles in the process, which fills
+	// the cache too: right for a long-running process or a bulk command.
+	Warm func(cacheDir string) error
 }
 
 // Host is an opened store with the process's clock and embedder, ready to
@@ -47,6 +56,8 @@ type Host struct {
 	FellBack  bool         // an implicit Postgres was unreachable, so SQLite was opened
 	Backend   core.Backend // *sqlitevec.Store or *pgadapter.Store
 	DB        *core.DB
+	// Runtime is how the process runs SQLite; zero for Postgres.
+	Runtime sqlitevec.RuntimeInfo
 }
 
 // Close closes the store.
@@ -83,11 +94,11 @@ func Open(ctx context.Context, sel Selection, opts Options) (*Host, error) {
 		h.FellBack, h.Selection.Kind, h.Selection.Reason = true, KindSQLite, "fallback: implicit postgres unreachable"
 		fallthrough
 	case KindSQLite:
-		b, err := openSQLite(ctx, h.Selection.Path, opts.CacheDir, opts.Readers)
+		b, info, err := openSQLite(ctx, h.Selection.Path, opts)
 		if err != nil {
 			return nil, err
 		}
-		h.Backend = b
+		h.Backend, h.Runtime = b, info
 	default:
 		return nil, fmt.Errorf("%w: unknown backend kind %q", ErrConfig, sel.Kind)
 	}
@@ -125,17 +136,29 @@ func openPostgres(ctx context.Context, sel Selection, opts Options) (*pgadapter.
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path, cacheDir string, readers int) (*sqlitevec.Store, error) {
+func openSQLite(ctx context.Context, path string, opts Options) (*sqlitevec.Store, sqlitevec.RuntimeInfo, error) {
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("open sqlite: %w", err)
+			return nil, sqlitevec.RuntimeInfo{}, fmt.Errorf("open sqlite: %w", err)
 		}
 	}
-	s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: cacheDir, Readers: readers})
+	info, err := sqlitevec.InitRuntime(sqlitevec.RuntimeConfig{
+		CacheDir:      opts.CacheDir,
+		InterpretCold: opts.Warm != nil && interpretable(path),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite at %s: %w", path, err)
+		return nil, info, fmt.Errorf("open sqlite at %s: %w", path, err)
 	}
-	return s, nil
+	if info.Engine == sqlitevec.EngineInterpreter && info.CacheDir != "" && opts.Warm != nil {
+		// A warmer that fails to start costs the next process the
+		// interpreter again, not this one anything.
+		_ = opts.Warm(info.CacheDir)
+	}
+	s, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: opts.CacheDir, Readers: opts.Readers})
+	if err != nil {
+		return nil, info, fmt.Errorf("open sqlite at %s: %w", path, err)
+	}
+	return s, info, nil
 }
 
 // DeviceID returns the device ID a store opened from sel uses (see
