@@ -63,8 +63,10 @@
 //     all matching rows are scored from int8, and every row whose error
 //     bound could put it in the top K is rescored from its float32 BLOB, so
 //     the result is the exact top K by cosine;
-//   - approximate otherwise: the [Config].Oversample×K rows (at least 1000)
-//     nearest by Hamming distance of the sign codes are scored with integer
+//   - approximate otherwise: the [Config].Oversample×K rows (at least 1000,
+//     and at least 1% of the matching rows, so that recall holds as the
+//     collection grows) nearest by Hamming distance of the sign codes are
+//     scored with integer
 //     int8×int8 dot products (the query quantized too), and the best
 //     max(4K, 64) of those are re-ordered with the float32 query × int8.
 //

@@ -18,14 +18,19 @@ import (
 
 // Defaults for [Config] fields left zero.
 const (
-	DefaultBusyTimeout      = 5 * time.Second
-	DefaultSynchronous      = "FULL"
-	DefaultReaders          = 4
-	DefaultExactThreshold   = 4096
-	DefaultOversample       = 20
-	DefaultMaxDFFraction    = 0.05
-	DefaultMinCappedDF      = 1000
-	defaultMinShortlist     = 1000
+	DefaultBusyTimeout    = 5 * time.Second
+	DefaultSynchronous    = "FULL"
+	DefaultReaders        = 4
+	DefaultExactThreshold = 4096
+	DefaultOversample     = 20
+	DefaultMaxDFFraction  = 0.05
+	DefaultMinCappedDF    = 1000
+	defaultMinShortlist   = 1000
+	// shortlistRowsPer is the matching rows per shortlisted row: the
+	// shortlist is at least 1% of the rows that match. At 100K rows it
+	// changes nothing (1,000); at 1M a fixed 1,000-row shortlist (0.1%)
+	// measured recall@10 0.782.
+	shortlistRowsPer        = 100
 	defaultKeywordOverfetch = 2
 )
 
@@ -62,7 +67,8 @@ type Config struct {
 	ExactThreshold int
 	// Oversample is how many candidates per wanted result the approximate
 	// vector leg shortlists by Hamming distance of sign-bit codes before
-	// rescoring them (at least 1000 in all). Default 20.
+	// rescoring them (at least 1000 and at least 1% of the matching rows in
+	// all). Default 20.
 	Oversample int
 	// MaxDFFraction and MinCappedDF cap keyword terms: a term found in more
 	// than max(MinCappedDF, MaxDFFraction × documents of the project)

@@ -31,7 +31,8 @@ type scored struct {
 //     rescored from their float32 embedding in SQLite, so the answer is
 //     the exact top K;
 //   - approximate otherwise: the Hamming distance of sign-bit codes picks
-//     a shortlist of K×Oversample rows (at least 1000) among the matching
+//     a shortlist of K×Oversample rows (at least 1000, and 1% of the
+//     matching rows) among the matching
 //     ones, which are rescored from their int8 vectors.
 //
 // Filters are applied in the index before ranking, so a filtered query
@@ -82,7 +83,7 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 			cands = p.scoreAll(q, sc.slots, cands)
 			exact = true
 		} else {
-			sc.slots = sc.shortlist(max(leg.K*cfg.Oversample, defaultMinShortlist))
+			sc.slots = sc.shortlist(max(leg.K*cfg.Oversample, defaultMinShortlist, matched/shortlistRowsPer))
 			short := p.scoreApprox(qv, sc.slots, sc.short[:0])
 			sc.short = short
 			// Integer scores pick the best few; float query × int8 orders them.

@@ -43,6 +43,9 @@ func benchCommand() *command {
 				d = native.GenerateDataset(n, 200, dim, 42)
 			}
 			cfg := native.BenchConfig{Store: store, Dataset: d, Batch: batch, Queries: q}
+			if store == native.KindSQLite {
+				cfg.Path = e.db // a new file, kept afterwards; a temp one if empty
+			}
 			if store == native.KindPostgres {
 				home, _ := os.UserHomeDir()
 				sel, err := native.Select(e.getenv, home, e.db)

@@ -2,7 +2,9 @@ package native
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +22,7 @@ type BenchConfig struct {
 	Store    string           // KindSQLite or KindPostgres
 	Dataset  *Dataset         // required
 	Dir      string           // SQLite: directory for the database file (a temp dir if empty)
+	Path     string           // SQLite: a new database file to create and keep (overrides Dir; must not exist)
 	Postgres pgadapter.Config // Postgres: the server; Bench uses (and drops) a fresh schema
 	Batch    int              // memories per ingest transaction (default 1000)
 	Queries  int              // queries to time (default all of the dataset's)
@@ -215,6 +218,13 @@ func benchOpener(ctx context.Context, cfg *BenchConfig) (open func() (core.Backe
 			clean = func() { _ = os.RemoveAll(dir) }
 		}
 		path := filepath.Join(dir, "bench.db")
+		if cfg.Path != "" {
+			if _, err := os.Stat(cfg.Path); !errors.Is(err, fs.ErrNotExist) {
+				clean()
+				return nil, nil, fmt.Errorf("%w: bench --db %s: the bench creates a new database and never writes to an existing one", ErrConfig, cfg.Path)
+			}
+			path = cfg.Path
+		}
 		return func() (core.Backend, error) {
 			return sqlitevec.Open(ctx, sqlitevec.Config{Path: path, CacheDir: cfg.CacheDir})
 		}, clean, nil
