@@ -3,7 +3,6 @@ package core
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -487,14 +486,7 @@ func PlanConsolidation(in ConsolidationInput, opts ConsolidationOptions) Consoli
 	plan := ConsolidationPlan{ProjectID: proj.ID, Now: now, Actions: []ConsolidationAction{}, Skipped: []ConsolidationSkip{}}
 
 	// Canonical order: memories by ID, events by (time, ID).
-	ms := make([]Memory, 0, len(in.Memories))
-	for i := range in.Memories {
-		if in.Memories[i].ProjectID == proj.ID {
-			ms = append(ms, in.Memories[i])
-		}
-	}
-	slices.SortFunc(ms, func(a, b Memory) int { return cmp.Compare(a.ID, b.ID) })
-	ms = slices.CompactFunc(ms, func(a, b Memory) bool { return a.ID == b.ID })
+	ms := sortedMemories(in.Memories, proj.ID)
 	plan.MemoriesScanned = len(ms)
 	evs := make([]*Event, 0, len(in.Events))
 	for i := range in.Events {
@@ -644,6 +636,28 @@ func PlanConsolidation(in ConsolidationInput, opts ConsolidationOptions) Consoli
 	plan.Actions = append(plan.Actions, actions...)
 	checkPlan(&plan, nodeByID)
 	return plan
+}
+
+// sortedMemories copies the memories of project, sorted by ID without
+// duplicate IDs. [Consolidate] reads them in ID order already; other input
+// is sorted by reference, not by moving the large Memory values around.
+func sortedMemories(in []Memory, project ID) []Memory {
+	ptrs := make([]*Memory, 0, len(in))
+	for i := range in {
+		if in[i].ProjectID == project {
+			ptrs = append(ptrs, &in[i])
+		}
+	}
+	byID := func(a, b *Memory) int { return cmp.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(ptrs, byID) {
+		slices.SortFunc(ptrs, byID)
+	}
+	ptrs = slices.CompactFunc(ptrs, func(a, b *Memory) bool { return a.ID == b.ID })
+	ms := make([]Memory, len(ptrs))
+	for i, m := range ptrs {
+		ms[i] = *m
+	}
+	return ms
 }
 
 // checkPlan verifies that every transition of the plan is legal in
@@ -858,14 +872,14 @@ func nearPairs(live []*node, reps []int, uf *unionFind, threshold float64, p *Pr
 		}
 		return *tokens[k]
 	}
-	keys := make([]uint64, len(idx))
+	keys, tmp := make([]uint64, len(idx)), make([]uint64, len(idx))
 	for b := 0; b < lshBands; b++ {
 		w, shift := b*lshBandBits/64, uint(b*lshBandBits%64)
 		for k := range idx {
 			band := sketches[k*lshWords+w] >> shift & (1<<lshBandBits - 1)
 			keys[k] = band<<40 | uint64(live[idx[k]].typeIdx)<<32 | uint64(k)
 		}
-		slices.Sort(keys)
+		sortBandKeys(keys, tmp)
 		for s := 0; s < len(keys); {
 			e := s + 1
 			for e < len(keys) && keys[e]>>32 == keys[s]>>32 {
@@ -898,6 +912,36 @@ func nearPairs(live []*node, reps []int, uf *unionFind, threshold float64, p *Pr
 			s = e
 		}
 	}
+}
+
+// sortBandKeys sorts keys of nearPairs (band<<40 | type<<32 | k: a 16-bit
+// band, a type index below 256, a 32-bit k), given in increasing order of
+// k, as slices.Sort would: a stable radix sort on the 24 bits above k, in
+// two passes of 12 bits, leaves equal band and type in k order. tmp is
+// scratch of the same length.
+func sortBandKeys(keys, tmp []uint64) {
+	const digit = 12
+	var count [1 << digit]int
+	src, dst := keys, tmp
+	for pass := range 2 {
+		shift := uint(32 + pass*digit)
+		clear(count[:])
+		for _, k := range src {
+			count[k>>shift&(1<<digit-1)]++
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range src {
+			d := k >> shift & (1<<digit - 1)
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// Two passes: the result is back in keys.
 }
 
 // distinctiveTokens returns the sorted, unique words of s that carry
@@ -944,7 +988,10 @@ func distinctiveTokens(s string) []string {
 // seed.
 type sketcher struct {
 	dim, n int
-	flips  [][]bool // 2 per chain
+	// flips holds 2 sign masks per chain: 1<<31 where the coordinate is
+	// negated, else 0. Negating by xor of the sign bit is exactly what
+	// unary minus does, without a branch per coordinate on random signs.
+	flips [][]uint32
 }
 
 func newSketcher(dim int) *sketcher {
@@ -956,9 +1003,9 @@ func newSketcher(dim int) *sketcher {
 	r := rand.New(rand.NewPCG(lshSeed1, lshSeed2))
 	s := &sketcher{dim: dim, n: n}
 	for c := 0; c < 2*chains; c++ {
-		f := make([]bool, n)
+		f := make([]uint32, n)
 		for i := range f {
-			f[i] = r.Uint64()&1 == 1
+			f[i] = uint32(r.Uint64()&1) << 31
 		}
 		s.flips = append(s.flips, f)
 	}
@@ -969,39 +1016,76 @@ func (s *sketcher) sketch(v []float32, buf []float32, out []uint64) {
 	clear(out)
 	bit := 0
 	for c := 0; bit < lshSketchBits; c++ {
-		copy(buf, v)
-		clear(buf[len(v):])
-		flip(buf, s.flips[2*c])
+		f := s.flips[2*c]
+		for i, x := range v {
+			buf[i] = math.Float32frombits(math.Float32bits(x) ^ f[i])
+		}
+		for i := len(v); i < len(buf); i++ {
+			buf[i] = math.Float32frombits(f[i]) // the padding: a flipped zero
+		}
 		fwht(buf)
 		flip(buf, s.flips[2*c+1])
 		fwht(buf)
 		for i := 0; i < s.n && bit < lshSketchBits; i++ {
-			if buf[i] > 0 {
-				out[bit/64] |= 1 << uint(bit%64)
-			}
+			out[bit/64] |= positive(buf[i]) << uint(bit%64)
 			bit++
 		}
 	}
 }
 
-func flip(v []float32, f []bool) {
-	for i, neg := range f {
-		if neg {
-			v[i] = -v[i]
-		}
+// positive is 1 if x > 0, else 0 (NaN included), without a branch: the
+// bits of a positive float32 (+Inf included), read as an unsigned integer,
+// lie in [1, 0x7f800000].
+func positive(x float32) uint64 {
+	return (uint64(math.Float32bits(x)-1) - 0x7f800000) >> 63
+}
+
+func flip(v []float32, f []uint32) {
+	f = f[:len(v)]
+	for i, x := range v {
+		v[i] = math.Float32frombits(math.Float32bits(x) ^ f[i])
 	}
 }
 
-// fwht is the unnormalized fast Walsh–Hadamard transform, in place.
+// fwht is the unnormalized fast Walsh–Hadamard transform, in place, for a
+// power-of-two length. It does two levels per pass over the data (the
+// butterflies of level h and 2h on four elements at once): the same
+// additions in the same order as one level per pass, so the same bits,
+// with half the loads and stores.
 func fwht(a []float32) {
 	n := len(a)
-	for h := 1; h < n; h <<= 1 {
-		for i := 0; i < n; i += h << 1 {
-			x, y := a[i:i+h], a[i+h:i+2*h]
-			for j := range x {
-				u, w := x[j], y[j]
-				x[j], y[j] = u+w, u-w
+	h := 1
+	if n >= 4 {
+		for i := 0; i+4 <= n; i += 4 {
+			q := a[i : i+4 : i+4]
+			s0, d0 := q[0]+q[1], q[0]-q[1]
+			s1, d1 := q[2]+q[3], q[2]-q[3]
+			q[0], q[2] = s0+s1, s0-s1
+			q[1], q[3] = d0+d1, d0-d1
+		}
+		h = 4
+	}
+	for ; 4*h <= n; h <<= 2 {
+		for i := 0; i < n; i += 4 * h {
+			q0 := a[i : i+h]
+			q1 := a[i+h : i+2*h][:len(q0)]
+			q2 := a[i+2*h : i+3*h][:len(q0)]
+			q3 := a[i+3*h : i+4*h][:len(q0)]
+			for j, x0 := range q0 {
+				x1, x2, x3 := q1[j], q2[j], q3[j]
+				s0, d0 := x0+x1, x0-x1
+				s1, d1 := x2+x3, x2-x3
+				q0[j], q2[j] = s0+s1, s0-s1
+				q1[j], q3[j] = d0+d1, d0-d1
 			}
+		}
+	}
+	if h < n { // an odd number of levels: one left
+		x, y := a[:h], a[h:2*h]
+		y = y[:len(x)]
+		for j, u := range x {
+			w := y[j]
+			x[j], y[j] = u+w, u-w
 		}
 	}
 }
@@ -1264,9 +1348,12 @@ func truncUTF8(s string, n int) string {
 // plans with [PlanConsolidation] at the DB clock's current time, embeds
 // new episode memories with the DB's embedder when their events carry no
 // usable vectors, and, unless opts.DryRun, applies the plan in
-// transactions of about opts.BatchSize writes. Every write goes through
-// [Tx] and so into the change log: consolidation syncs like any other
-// write.
+// transactions of about opts.BatchSize writes. Every write is a change in
+// the change log, made and merged exactly as [Tx.Remember], [Tx.SetState]
+// and [Tx.UpdateMemory] make and merge theirs: consolidation syncs like any
+// other write. All the changes of one memory that only concern it
+// (return, promote, rescore, archive) go into one transaction, which
+// stores the memory's row once.
 //
 // An action whose memory changed between planning and applying (a
 // different state, tags or usefulness than the plan saw) is skipped and
@@ -1329,34 +1416,43 @@ func Consolidate(ctx context.Context, db *DB, project ID, opts ConsolidationOpti
 	}
 	r := newReport(&plan)
 	r.Skipped = append(r.Skipped, plan.Skipped...)
-	for start := 0; start < len(plan.Actions); {
+	units := applyUnits(plan.Actions)
+	for start := 0; start < len(units); {
 		end, n := start, 0
-		for end < len(plan.Actions) && (n == 0 || n+len(plan.Actions[end].Ops) <= o.BatchSize) {
-			n += len(plan.Actions[end].Ops)
+		for end < len(units) && (n == 0 || n+units[end].ops <= o.BatchSize) {
+			n += units[end].ops
 			end++
 		}
-		batch := plan.Actions[start:end]
+		var order []int // indices into plan.Actions, in the order applied
+		for _, u := range units[start:end] {
+			order = append(order, u.actions...)
+		}
 		var done []applied
 		err := db.Update(ctx, func(tx *Tx) error {
 			done = done[:0]
-			for i := range batch {
-				res, err := applyAction(ctx, tx, &batch[i])
+			ct, err := newConsolidationTx(ctx, tx, plan.Actions, order)
+			if err != nil {
+				return err
+			}
+			for _, i := range order {
+				res, err := ct.apply(ctx, &plan.Actions[i])
 				if err != nil {
 					return err
 				}
 				done = append(done, res)
 			}
-			return nil
+			return ct.flush(ctx)
 		})
 		if err != nil {
 			return r, fmt.Errorf("consolidate: %w", err)
 		}
-		for i, res := range done {
+		for k, res := range done {
+			a := &plan.Actions[order[k]]
 			if res.skip != "" {
-				r.Skipped = append(r.Skipped, ConsolidationSkip{ID: batch[i].MemoryIDs[0], Rule: string(batch[i].Rule), Reason: res.skip})
+				r.Skipped = append(r.Skipped, ConsolidationSkip{ID: a.MemoryIDs[0], Rule: string(a.Rule), Reason: res.skip})
 				continue
 			}
-			r.add(&batch[i], res.writes, res.existing)
+			r.add(a, res.writes, res.existing)
 		}
 		start = end
 	}
@@ -1379,17 +1475,98 @@ func readMemories(ctx context.Context, db *DB, project ID, page int) ([]Memory, 
 	}
 }
 
+// applyUnit is a run of a plan's actions that one transaction applies
+// together.
+type applyUnit struct {
+	actions []int // indices into the plan's actions
+	ops     int
+}
+
+// applyUnits orders a plan's actions for applying. Cluster and merge
+// actions, which involve several memories, come first, in plan order. The
+// remaining rules (return, promote, rescore, archive) each touch only the
+// memory they are about, so their actions are grouped by that memory, in
+// plan order within the group: a memory that is promoted and rescored has
+// all its changes in one transaction and its row is written once.
+// Reordering across memories changes no outcome, since no action of these
+// rules reads another memory.
+func applyUnits(actions []ConsolidationAction) []applyUnit {
+	var units []applyUnit
+	var own []int
+	for i := range actions {
+		if actions[i].Rule.phase() < RuleReturn.phase() {
+			units = append(units, applyUnit{actions: []int{i}, ops: len(actions[i].Ops)})
+			continue
+		}
+		own = append(own, i)
+	}
+	slices.SortStableFunc(own, func(a, b int) int { return cmp.Compare(actions[a].MemoryIDs[0], actions[b].MemoryIDs[0]) })
+	for s := 0; s < len(own); {
+		u := applyUnit{}
+		e := s
+		for ; e < len(own) && actions[own[e]].MemoryIDs[0] == actions[own[s]].MemoryIDs[0]; e++ {
+			u.actions = append(u.actions, own[e])
+			u.ops += len(actions[own[e]].Ops)
+		}
+		units = append(units, u)
+		s = e
+	}
+	return units
+}
+
 type applied struct {
 	skip     string // why the action was skipped, if it was
 	writes   int    // ops actually written (reported as Writes)
 	existing bool   // a cluster's memory already existed
 }
 
-// applyAction carries out one action in tx. An action whose memories
-// changed since the plan was made is skipped before it writes anything.
-func applyAction(ctx context.Context, tx *Tx, a *ConsolidationAction) (applied, error) {
+// consolidationTx applies consolidation actions in one transaction. It
+// reads every memory the actions name once, up front; then each write is
+// emitted into the change log and merged into that in-memory row with
+// [MergeMemory], exactly as [Tx.SetState] and [Tx.UpdateMemory] would do,
+// and flush stores each changed row once. A memory that is promoted (two
+// state changes) and rescored (one put) costs three change-log entries, as
+// before, but one row write and one row read instead of three and five.
+type consolidationTx struct {
+	tx       *Tx
+	mems     map[ID]*Memory // rows as this transaction has left them; absent: no such memory
+	projects map[ID]*Project
+	dirty    []ID // rows to store at flush, in the order first changed
+	isDirty  map[ID]bool
+}
+
+func newConsolidationTx(ctx context.Context, tx *Tx, actions []ConsolidationAction, order []int) (*consolidationTx, error) {
+	seen := map[ID]bool{}
+	var ids []ID
+	for _, i := range order {
+		for _, op := range actions[i].Ops {
+			for _, id := range []ID{op.MemoryID, op.SupersededBy} {
+				if id != "" && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	ct := &consolidationTx{tx: tx, mems: make(map[ID]*Memory, len(ids)), projects: map[ID]*Project{}, isDirty: map[ID]bool{}}
+	if len(ids) == 0 {
+		return ct, nil
+	}
+	ms, err := tx.r.Memories(ctx, MemoryFilter{IDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		ct.mems[ms[i].ID] = &ms[i]
+	}
+	return ct, nil
+}
+
+// apply carries out one action. An action whose memories changed since
+// the plan was made is skipped before it writes anything.
+func (ct *consolidationTx) apply(ctx context.Context, a *ConsolidationAction) (applied, error) {
 	var res applied
-	checked := map[ID]bool{}
+	var checked []ID // ops per action are few: a slice beats a map
 	for _, op := range a.Ops {
 		switch {
 		case op.Op == OpEvent:
@@ -1398,42 +1575,33 @@ func applyAction(ctx context.Context, tx *Tx, a *ConsolidationAction) (applied, 
 			if op.NeedsEmbedding && op.Memory.Embedding == nil {
 				return res, fmt.Errorf("%w: memory %s has no embedding", ErrInvalid, op.MemoryID)
 			}
-			dead, err := tx.r.Tombstoned(ctx, op.MemoryID)
-			if err != nil {
-				return res, err
-			}
-			ok, err := tx.memoryExists(ctx, op.MemoryID)
+			dead, err := ct.tx.r.Tombstoned(ctx, op.MemoryID)
 			if err != nil {
 				return res, err
 			}
 			// Made by an earlier run or another device (or deleted since):
 			// only link the events.
-			res.existing = dead || ok
-			checked[op.MemoryID] = true
+			res.existing = dead || ct.mems[op.MemoryID] != nil
+			checked = append(checked, op.MemoryID)
 			continue
-		case checked[op.MemoryID]:
+		case slices.Contains(checked, op.MemoryID):
 			continue // later ops on a memory follow from the first
 		}
-		checked[op.MemoryID] = true
-		cur, err := tx.Memory(ctx, op.MemoryID)
-		if errors.Is(err, ErrNotFound) {
+		checked = append(checked, op.MemoryID)
+		cur := ct.mems[op.MemoryID]
+		if cur == nil {
 			res.skip = "memory " + string(op.MemoryID) + " no longer exists"
 			return res, nil
-		} else if err != nil {
-			return res, err
 		}
-		if why := stale(&cur, &op); why != "" {
+		if why := stale(cur, &op); why != "" {
 			res.skip = why
 			return res, nil
 		}
 		if op.Op == OpState && op.To == StateSuperseded {
-			target, err := tx.Memory(ctx, op.SupersededBy)
-			switch {
-			case errors.Is(err, ErrNotFound):
+			switch target := ct.mems[op.SupersededBy]; {
+			case target == nil:
 				res.skip = "survivor " + string(op.SupersededBy) + " no longer exists"
 				return res, nil
-			case err != nil:
-				return res, err
 			case target.State == StateSuperseded || target.State == StateArchived:
 				res.skip = fmt.Sprintf("survivor %s is now %s", target.ID, target.State)
 				return res, nil
@@ -1447,25 +1615,17 @@ func applyAction(ctx context.Context, tx *Tx, a *ConsolidationAction) (applied, 
 			if res.existing {
 				continue
 			}
-			_, err = tx.Remember(ctx, *op.Memory)
+			err = ct.create(ctx, *op.Memory)
 		case OpUpdate:
-			_, err = tx.UpdateMemory(ctx, op.MemoryID, func(m *Memory) error {
-				if op.Tags != nil {
-					m.Tags = op.Tags
-				}
-				if op.Usefulness != nil {
-					m.Usefulness = *op.Usefulness
-				}
-				return nil
-			})
+			err = ct.update(ctx, &op)
 		case OpState:
 			if res.existing && a.Rule == RuleCluster && op.MemoryID == a.MemoryIDs[0] {
 				continue // an existing memory's state is not this action's to move
 			}
-			_, err = tx.SetState(ctx, op.MemoryID, op.To, op.SupersededBy)
+			err = ct.setState(ctx, op.MemoryID, op.To, op.SupersededBy)
 		case OpEvent:
 			var evs []Event
-			evs, err = tx.Events(ctx, EventFilter{ID: op.EventID})
+			evs, err = ct.tx.Events(ctx, EventFilter{ID: op.EventID})
 			if err != nil {
 				break
 			}
@@ -1474,7 +1634,7 @@ func applyAction(ctx context.Context, tx *Tx, a *ConsolidationAction) (applied, 
 			}
 			e := evs[0]
 			e.Consolidated, e.ConsolidatedInto = true, op.MemoryID
-			_, err = tx.RecordEvent(ctx, e)
+			_, err = ct.tx.RecordEvent(ctx, e)
 		}
 		if err != nil {
 			return res, fmt.Errorf("%s %s: %w", a.Rule, op.MemoryID, err)
@@ -1482,6 +1642,122 @@ func applyAction(ctx context.Context, tx *Tx, a *ConsolidationAction) (applied, 
 		res.writes++
 	}
 	return res, nil
+}
+
+// create is [Tx.Remember] of a memory the check found neither stored nor
+// deleted, on the in-memory rows.
+func (ct *consolidationTx) create(ctx context.Context, m Memory) error {
+	p, err := ct.project(ctx, m.ProjectID)
+	if err != nil {
+		return fmt.Errorf("remember: project %s: %w", m.ProjectID, err)
+	}
+	if err := ct.tx.prepareMemory(ctx, &m, p); err != nil {
+		return fmt.Errorf("remember: %w", err)
+	}
+	vec := m.Embedding
+	m.Embedding = nil
+	c, err := ct.tx.emit(ctx, KindMemoryPut, m.ProjectID, m.ID, m, vec)
+	if err != nil {
+		return fmt.Errorf("remember: %w", err)
+	}
+	return ct.merge(m.ID, nil, c)
+}
+
+// update is [Tx.UpdateMemory] setting the op's tags and usefulness, on the
+// in-memory row.
+func (ct *consolidationTx) update(ctx context.Context, op *ConsolidationOp) error {
+	cur := ct.mems[op.MemoryID]
+	if cur == nil {
+		return fmt.Errorf("update memory: get memory %s: %w", op.MemoryID, ErrNotFound)
+	}
+	p, err := ct.project(ctx, cur.ProjectID)
+	if err != nil {
+		return fmt.Errorf("update memory: %w", err)
+	}
+	next := cur.Clone()
+	if op.Tags != nil {
+		next.Tags = slices.Clone(op.Tags)
+	}
+	if op.Usefulness != nil {
+		next.Usefulness = *op.Usefulness
+	}
+	if err := ct.tx.prepareMemory(ctx, &next, p); err != nil {
+		return fmt.Errorf("update memory: %w", err)
+	}
+	payload := next // a shallow copy: the payload is only encoded
+	payload.Embedding, payload.AccessByDevice = nil, nil
+	c, err := ct.tx.emit(ctx, KindMemoryPut, next.ProjectID, next.ID, payload, next.Embedding)
+	if err != nil {
+		return fmt.Errorf("update memory: %w", err)
+	}
+	return ct.merge(cur.ID, cur, c)
+}
+
+// setState is [Tx.SetState] on the in-memory row: the state machine
+// decides, and superseded_by must name another memory that exists.
+func (ct *consolidationTx) setState(ctx context.Context, id ID, to State, by ID) error {
+	cur := ct.mems[id]
+	if cur == nil {
+		return fmt.Errorf("set state: get memory %s: %w", id, ErrNotFound)
+	}
+	if err := CheckTransition(cur.State, to); err != nil {
+		return fmt.Errorf("set state %s: %w", id, err)
+	}
+	if to == StateSuperseded {
+		if by == "" || by == id {
+			return fmt.Errorf("set state %s: %w", id, fieldErr("superseded_by", "must name another memory"))
+		}
+		if ct.mems[by] == nil {
+			return fmt.Errorf("set state %s: superseded_by: get memory %s: %w", id, by, ErrNotFound)
+		}
+	}
+	p := StatePayload{From: cur.State, To: to, SupersededBy: by, AtMS: UnixMilli(ct.tx.now())}
+	c, err := ct.tx.emit(ctx, KindMemoryState, cur.ProjectID, cur.ID, p, nil)
+	if err != nil {
+		return fmt.Errorf("set state %s: %w", id, err)
+	}
+	return ct.merge(id, cur, c)
+}
+
+// merge applies the change c, just emitted, to the in-memory row of
+// memory id (cur, nil if there is none yet).
+func (ct *consolidationTx) merge(id ID, cur *Memory, c *Change) error {
+	eff := MergeMemory(cur, false, c)
+	if eff.Status != StatusApplied || eff.Delete {
+		return fmt.Errorf("%s %s: %w: %s", c.Kind, c.EntityID, ErrConflict, eff.Reason)
+	}
+	ct.mems[id] = eff.Memory
+	if !ct.isDirty[id] {
+		ct.isDirty[id] = true
+		ct.dirty = append(ct.dirty, id)
+	}
+	return nil
+}
+
+func (ct *consolidationTx) project(ctx context.Context, id ID) (*Project, error) {
+	if p, ok := ct.projects[id]; ok {
+		return p, nil
+	}
+	p, err := ct.tx.r.Project(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ct.projects[id] = &p
+	return &p, nil
+}
+
+// flush stores every row the transaction changed.
+func (ct *consolidationTx) flush(ctx context.Context) error {
+	w, err := ct.tx.writer()
+	if err != nil {
+		return err
+	}
+	for _, id := range ct.dirty {
+		if err := w.PutMemory(ctx, *ct.mems[id]); err != nil {
+			return fmt.Errorf("put memory %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // stale says why op no longer fits cur, or "".

@@ -1164,3 +1164,170 @@ func TestConsolidateBenchInputRecall(t *testing.T) {
 	assert.GreaterOrEqual(t, superseded, 198, "found %d of 200 duplicates", superseded)
 	assert.LessOrEqual(t, superseded, 200)
 }
+
+// consTestCountingBackend counts, per write transaction, the PutMemory
+// calls for each memory, and can run a write of its own at the start of
+// each write transaction (before its caller's function) to stand in for a
+// concurrent writer between planning and applying.
+type consTestCountingBackend struct {
+	core.Backend
+	mu     sync.Mutex
+	puts   []map[core.ID]int // one map per write transaction
+	before func(ctx context.Context, w core.WriteTx) error
+}
+
+func (b *consTestCountingBackend) Update(ctx context.Context, fn func(core.WriteTx) error) error {
+	return b.Backend.Update(ctx, func(w core.WriteTx) error {
+		b.mu.Lock()
+		puts := map[core.ID]int{}
+		b.puts = append(b.puts, puts)
+		before := b.before
+		b.mu.Unlock()
+		if before != nil {
+			if err := before(ctx, w); err != nil {
+				return err
+			}
+		}
+		return fn(consTestCountingTx{WriteTx: w, b: b, puts: puts})
+	})
+}
+
+type consTestCountingTx struct {
+	core.WriteTx
+	b    *consTestCountingBackend
+	puts map[core.ID]int
+}
+
+func (t consTestCountingTx) PutMemory(ctx context.Context, m core.Memory) error {
+	t.b.mu.Lock()
+	t.puts[m.ID]++
+	t.b.mu.Unlock()
+	return t.WriteTx.PutMemory(ctx, m)
+}
+
+// TestConsolidateWritesEachRowOnce: however many outcomes a memory has in
+// one run (promoted and rescored, say), each transaction stores its row at
+// most once, while the report still lists every outcome and the change log
+// still holds one change per outcome.
+func TestConsolidateWritesEachRowOnce(t *testing.T) {
+	t.Parallel()
+	for _, batch := range []int{0, 3, 50} {
+		t.Run(fmt.Sprint("batch", batch), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			clock := &consTestClock{}
+			b := &consTestCountingBackend{Backend: memstore.New()}
+			db := core.New(b, core.Config{Device: "dev", Embedder: consTestEmbedder{}, Clock: core.NewClock(core.ClockConfig{Now: clock.Now})})
+			in := consTestLoadable()
+			// Old, unconsolidated, not updated since: promoted and rescored.
+			for i := range 5 {
+				at := in.Now.Add(-time.Duration(48+i) * time.Hour)
+				in.Memories = append(in.Memories, core.Memory{ID: consTestID(fmt.Sprint("both", i)), ProjectID: in.Project.ID,
+					Content: fmt.Sprint("Unrelated note number ", i), Embedding: consTestVec(uint64(900+i), consTestDim),
+					EmbeddingModel: consTestModel, MemoryType: core.TypeFact, State: core.StateUnconsolidated,
+					Usefulness: 0.5, Confidence: 1, CreatedAt: at, UpdatedAt: at})
+			}
+			consTestLoad(t, db, clock, in)
+			before := consTestChanges(t, db)
+			b.mu.Lock()
+			b.puts = nil
+			b.mu.Unlock()
+
+			r, err := core.Consolidate(ctx, db, in.Project.ID, core.ConsolidationOptions{BatchSize: batch})
+			require.NoError(t, err)
+			require.Empty(t, r.Skipped)
+			var both []core.ID
+			for _, s := range r.Rescored {
+				if slices.Contains(r.Promoted, s.ID) {
+					both = append(both, s.ID)
+				}
+			}
+			assert.GreaterOrEqual(t, len(both), 5, "promoted and rescored: %v", both)
+			for i, puts := range b.puts {
+				for id, n := range puts {
+					assert.Equal(t, 1, n, "transaction %d stored %s %d times", i, id, n)
+				}
+			}
+			after := consTestChanges(t, db)
+			require.Len(t, after, len(before)+r.Writes, "every outcome is a change")
+			kinds := map[core.ID][]core.Kind{}
+			for _, c := range after[len(before):] {
+				kinds[c.EntityID] = append(kinds[c.EntityID], c.Kind)
+			}
+			for _, id := range both {
+				assert.Equal(t, []core.Kind{core.KindMemoryState, core.KindMemoryState, core.KindMemoryPut}, kinds[id], "changes of %s", id)
+				m, err := db.Memory(ctx, id)
+				require.NoError(t, err)
+				assert.Equal(t, core.StateConsolidated, m.State)
+				assert.Equal(t, core.RescoreUsefulness(0.5, 0), m.Usefulness)
+			}
+			second, err := core.Consolidate(ctx, db, in.Project.ID, core.ConsolidationOptions{BatchSize: batch})
+			require.NoError(t, err)
+			assert.True(t, second.Empty(), "second run: %+v", second)
+		})
+	}
+}
+
+// consTestChanges is db's whole change log.
+func consTestChanges(t *testing.T, db *core.DB) []core.Change {
+	t.Helper()
+	var out []core.Change
+	for {
+		var after int64
+		if len(out) > 0 {
+			after = out[len(out)-1].Pos
+		}
+		cs, err := db.Changes(t.Context(), after, 1000, "")
+		require.NoError(t, err)
+		if len(cs) == 0 {
+			return out
+		}
+		out = append(out, cs...)
+	}
+}
+
+// TestConsolidateSkipsChangesAfterPlanning: a write that lands between
+// planning and applying (here, in the applying transaction itself, before
+// consolidation's own writes) makes the affected action a skip, not a
+// lost update; the next run picks it up.
+func TestConsolidateSkipsChangesAfterPlanning(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clock := &consTestClock{}
+	b := &consTestCountingBackend{Backend: memstore.New()}
+	db := core.New(b, core.Config{Device: "dev", Embedder: consTestEmbedder{}, Clock: core.NewClock(core.ClockConfig{Now: clock.Now})})
+	in := consTestLoadable()
+	consTestLoad(t, db, clock, in)
+	dry, err := core.Consolidate(ctx, db, in.Project.ID, core.ConsolidationOptions{DryRun: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, dry.Rescored)
+	target := dry.Rescored[0].ID
+	var once sync.Once
+	b.mu.Lock()
+	b.before = func(ctx context.Context, w core.WriteTx) error {
+		var err error
+		once.Do(func() {
+			var ms []core.Memory
+			if ms, err = w.Memories(ctx, core.MemoryFilter{IDs: []core.ID{target}}); err != nil || len(ms) != 1 {
+				err = fmt.Errorf("read %s: %d memories, %w", target, len(ms), err)
+				return
+			}
+			ms[0].Usefulness = 0.77
+			err = w.PutMemory(ctx, ms[0])
+		})
+		return err
+	}
+	b.mu.Unlock()
+
+	r, err := core.Consolidate(ctx, db, in.Project.ID, core.ConsolidationOptions{BatchSize: 100000})
+	require.NoError(t, err)
+	require.Len(t, r.Skipped, 1, "%+v", r.Skipped)
+	assert.Equal(t, target, r.Skipped[0].ID)
+	assert.Contains(t, r.Skipped[0].Reason, "usefulness")
+	m, err := db.Memory(ctx, target)
+	require.NoError(t, err)
+	assert.Equal(t, 0.77, m.Usefulness, "the concurrent write survives")
+	for _, s := range r.Rescored {
+		assert.NotEqual(t, target, s.ID)
+	}
+}
