@@ -64,7 +64,7 @@
 //     bound could put it in the top K is rescored from its float32 BLOB, so
 //     the result is the exact top K by cosine;
 //   - approximate otherwise: the [Config].Oversample×K rows (at least 1000,
-//     and at least 1% of the matching rows, so that recall holds as the
+//     and at least 0.4% of the matching rows, so that recall holds as the
 //     collection grows) nearest by Hamming distance of the sign codes are
 //     scored with integer
 //     int8×int8 dot products (the query quantized too), and the best

@@ -31,7 +31,7 @@ type scored struct {
 //     rescored from their float32 embedding in SQLite, so the answer is
 //     the exact top K;
 //   - approximate otherwise: the Hamming distance of sign-bit codes picks
-//     a shortlist of K×Oversample rows (at least 1000, and 1% of the
+//     a shortlist of K×Oversample rows (at least 1000, and 0.4% of the
 //     matching rows) among the matching
 //     ones, which are rescored from their int8 vectors.
 //
