@@ -127,3 +127,49 @@ func TestPutMetadataOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoriesByID covers both paths of memoriesByID (one statement for
+// several IDs, one per ID for a single or non-UTF-8 ID): duplicates and
+// unknown IDs, order, Limit and the other filters.
+func TestMemoriesByID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, false)
+	db := core.New(s, core.Config{})
+	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 8})
+	require.NoError(t, err)
+	var ids []core.ID
+	for i := range 4 {
+		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "memory " + string(rune('a'+i)),
+			Embedding: unitVec(uint64(i), 8)})
+		require.NoError(t, err)
+		ids = append(ids, m.ID)
+	}
+	tests := []struct {
+		name string
+		f    core.MemoryFilter
+		want []core.ID
+	}{
+		{"one", core.MemoryFilter{IDs: ids[2:3]}, ids[2:3]},
+		{"several, reversed", core.MemoryFilter{IDs: []core.ID{ids[3], ids[1], ids[0]}}, []core.ID{ids[0], ids[1], ids[3]}},
+		{"duplicates", core.MemoryFilter{IDs: []core.ID{ids[1], ids[1], ids[2], ids[1]}}, ids[1:3]},
+		{"unknown", core.MemoryFilter{IDs: []core.ID{"nope", ids[0], `"quoted\`}}, ids[:1]},
+		{"invalid UTF-8", core.MemoryFilter{IDs: []core.ID{"\xff", ids[2], ids[2]}}, ids[2:3]},
+		{"newest, limit", core.MemoryFilter{IDs: ids, Newest: true, Limit: 2}, []core.ID{ids[3], ids[2]}},
+		{"other project", core.MemoryFilter{IDs: ids, ProjectID: "other"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got []core.ID
+			require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
+				ms, err := r.Memories(ctx, tt.f)
+				for _, m := range ms {
+					got = append(got, m.ID)
+				}
+				return err
+			}))
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
