@@ -63,7 +63,11 @@ func (t *tx) exactLeg(ctx context.Context, vec pgvector.Vector, dim int, leg *co
 	args = append(args, leg.K)
 	q := `SELECT id, 1 - (embedding <=> $1::vector) FROM memories WHERE embedding_dim = $2 AND ` + w +
 		` ORDER BY embedding <=> $1::vector, id LIMIT $` + strconv.Itoa(len(args))
-	return t.candidates(ctx, "vector leg", nil, q, args)
+	out, err := t.candidates(ctx, "vector leg", nil, q, args)
+	for i := range out {
+		out[i].Exact = true
+	}
+	return out, err
 }
 
 func (t *tx) approxLeg(ctx context.Context, vec pgvector.Vector, dim int, leg *core.VectorLeg) ([]core.Candidate, error) {

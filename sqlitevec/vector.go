@@ -110,7 +110,7 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 		cands = cands[:leg.K]
 	}
 	for _, c := range cands {
-		out = append(out, core.Candidate{ID: c.id, Score: float64(c.score)})
+		out = append(out, core.Candidate{ID: c.id, Score: float64(c.score), Exact: exact})
 	}
 	return out, nil
 }

@@ -267,6 +267,14 @@ func testSemanticSearch(t *testing.T, e *env) {
 	hits, err = e.db.Search(e.ctx, core.Query{ProjectID: p.ID, Embedding: q, K: 1, SemanticOnly: true, Threshold: 0.9})
 	require.NoError(t, err)
 	require.Equal(t, []core.ID{want[0].ID}, ids(hits))
+	// A leg asked to be exact says so, and --explain shows it.
+	hits, err = e.db.Search(e.ctx, core.Query{ProjectID: p.ID, Embedding: q, K: 3, SemanticOnly: true, Exact: true, Explain: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, hits)
+	for _, h := range hits {
+		require.NotNil(t, h.Explain)
+		assert.True(t, h.Explain.Exact, "an exact vector leg is reported exact")
+	}
 }
 
 func testHybridSearch(t *testing.T, e *env) {
