@@ -86,7 +86,9 @@ type WriteTx interface {
 	PutCodeDependency(ctx context.Context, d CodeDependency) error
 	PutRelationship(ctx context.Context, r Relationship) error
 	// AppendChange records c in the change log and sets c.Pos. It returns
-	// ErrConflict if (c.Device, c.Seq) is already recorded.
+	// ErrConflict if (c.Device, c.Seq) is already recorded. A store may
+	// queue the write: then c.Pos is set, and the error returned, by the
+	// transaction's next call or its commit.
 	AppendChange(ctx context.Context, c *Change) error
 }
 

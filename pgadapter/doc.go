@@ -51,6 +51,14 @@
 // in one round trip. Write transactions keep the three calls, so that
 // loading the candidates takes their advisory locks.
 //
+// Write transactions queue PutMemory and AppendChange and send them as one
+// pipelined batch before the transaction's next statement or its commit
+// (see pipeTx), so a read always sees the transaction's own writes, a
+// queued statement's error surfaces from that later call, and
+// AppendChange sets Change.Pos by then. The change-log lock is queued after
+// the memory rows, so only the appends and the commit are serialized
+// between transactions.
+//
 // Embeddings are stored inline (STORAGE MAIN, toast_tuple_target 8160,
 // migration 5): a 768-d vector no longer goes to the TOAST table, so
 // rescoring, loading candidates, COPY and index builds read one row, not
