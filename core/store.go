@@ -72,6 +72,9 @@ type ReadTx interface {
 }
 
 // WriteTx adds writes to ReadTx. Put methods insert or replace by ID.
+// A store may queue PutMemory and AppendChange until the transaction's
+// next call or its commit (pgadapter does, to pipeline them); their errors
+// then surface there, and fail the transaction as they would have anyway.
 type WriteTx interface {
 	ReadTx
 	// PutProject returns ErrConflict if another project has the name or path.
