@@ -3,6 +3,7 @@ package sqlitevec
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -145,6 +146,9 @@ func TestMemoriesByID(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, m.ID)
 	}
+	// IDs made in one millisecond need not sort in creation order; the
+	// cases below are in ID order.
+	slices.Sort(ids)
 	tests := []struct {
 		name string
 		f    core.MemoryFilter
