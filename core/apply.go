@@ -52,7 +52,7 @@ func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]
 			}
 		}
 	}
-	b, err := tx.prefetch(ctx, w, cs, last)
+	b, err := prefetch(ctx, w, cs, last)
 	if err != nil {
 		return out, err
 	}
@@ -289,7 +289,7 @@ const prefetchChunk = 500
 // prefetch reads the memories that cs's new changes (those past last, the
 // highest seq recorded per device) touch, including the survivors that
 // state changes name in superseded_by.
-func (tx *Tx) prefetch(ctx context.Context, w WriteTx, cs []Change, last map[string]uint64) (*applyBatch, error) {
+func prefetch(ctx context.Context, w WriteTx, cs []Change, last map[string]uint64) (*applyBatch, error) {
 	b := &applyBatch{mem: map[ID]*Memory{}, dead: map[ID]bool{}, projects: map[ID]Project{}}
 	var ids []ID
 	seen := map[ID]bool{}

@@ -57,40 +57,34 @@ func loadRandom(t testing.TB, s *Store, n, dim int) (core.Project, []core.Memory
 // the settings that force the index.
 func explain(t testing.TB, s *Store, leg core.VectorLeg, force bool) string {
 	t.Helper()
-	ctx := context.Background()
-	var plan []string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		pre, q, args := approxQuery(pgvector.NewVector(leg.Vector), len(leg.Vector), &leg, DefaultEfSearch)
-		if force {
-			for _, p := range pre {
-				if _, err := tx.Exec(ctx, p); err != nil {
-					return err
-				}
-			}
-		}
-		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+q, args...)
-		if err != nil {
-			return err
-		}
-		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	require.NoError(t, err)
-	return vecLiteral.ReplaceAllString(strings.Join(plan, "\n"), "'[...]'")
+	pre, q, args := approxQuery(pgvector.NewVector(leg.Vector), len(leg.Vector), &leg, DefaultEfSearch)
+	if !force {
+		pre = nil
+	}
+	return explainQuery(t, s, pre, q, args)
 }
 
 // explainLegs returns the plan of the one-statement search (SearchLegs),
 // planned as it runs: generic, with its settings.
 func explainLegs(t testing.TB, s *Store, vl *core.VectorLeg, kl *core.KeywordLeg) string {
 	t.Helper()
+	pre, q, args := (&tx{s: s}).legsQuery(vl, kl)
+	return explainQuery(t, s, []string{pre}, q, args)
+}
+
+// explainQuery runs the statements pre, then returns q's plan (with
+// vector literals elided), in one transaction.
+func explainQuery(t testing.TB, s *Store, pre []string, q string, args []any) string {
+	t.Helper()
 	ctx := context.Background()
 	var plan []string
-	err := pgx.BeginFunc(ctx, s.pool, func(ptx pgx.Tx) error {
-		pre, q, args := (&tx{s: s}).legsQuery(vl, kl)
-		if _, err := ptx.Exec(ctx, pre); err != nil {
-			return err
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, p := range pre {
+			if _, err := tx.Exec(ctx, p); err != nil {
+				return err
+			}
 		}
-		rows, err := ptx.Query(ctx, "EXPLAIN (COSTS OFF) "+q, args...)
+		rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+q, args...)
 		if err != nil {
 			return err
 		}
