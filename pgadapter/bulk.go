@@ -17,16 +17,17 @@ import (
 // or checked. The database still enforces each project's dimension. The
 // project statistics are updated in the same transaction.
 //
-// With an HNSW index present, every row also updates the index; loading
-// into an empty store is faster with DropIndexes before and BuildIndexes
-// after.
+// Unlike other writes, BulkLoad does not leave its rows to the background
+// indexer: with an HNSW index present every row updates the index as it
+// is copied, so loading into an empty store is faster with DropIndexes
+// before and BuildIndexes after.
 func (s *Store) BulkLoad(ctx context.Context, ms []core.Memory) error {
 	if s.closed.Load() {
 		return core.ErrClosed
 	}
 	return s.Update(ctx, func(w core.WriteTx) error {
 		t := w.(*tx)
-		cols := append(strings.Split(strings.Join(strings.Fields(memCols), ""), ","), "terms", "doc_len", "embedding_dim")
+		cols := append(strings.Split(strings.Join(strings.Fields(memCols), ""), ","), "terms", "doc_len", "embedding_dim", "indexed")
 		i := 0
 		src := pgx.CopyFromFunc(func() ([]any, error) {
 			if i >= len(ms) {
@@ -40,7 +41,7 @@ func (s *Store) BulkLoad(ctx context.Context, ms []core.Memory) error {
 				m.Domain, m.Tags, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence, m.AccessCount,
 				m.QualityScore, string(m.State), string(m.SupersededBy), core.UnixMilli(m.CreatedAt), core.UnixMilli(m.UpdatedAt),
 				core.UnixMilli(m.LastAccessed), core.UnixMilli(m.LastRetrieved), core.UnixMilli(m.ConsolidatedAt), int64(m.Version.HLC),
-				m.Version.Device, int64(m.StateVersion.HLC), m.StateVersion.Device, accessArg(m.AccessByDevice), ts, n, len(m.Embedding)}, nil
+				m.Version.Device, int64(m.StateVersion.HLC), m.StateVersion.Device, accessArg(m.AccessByDevice), ts, n, len(m.Embedding), true}, nil
 		})
 		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"memories"}, cols, src); err != nil {
 			return translate("bulk load", err)

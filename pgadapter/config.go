@@ -23,6 +23,8 @@ const (
 	DefaultMaxRetries       = 10
 	DefaultEfSearch         = 100
 	DefaultExactBelow       = 2000
+	DefaultIndexBatch       = 64
+	DefaultIndexInterval    = time.Second
 )
 
 // Config configures a [Store]. The zero value connects to
@@ -64,9 +66,22 @@ type Config struct {
 	// fewer memories than this (DefaultExactBelow). Negative always uses the
 	// index unless the leg asks for Exact.
 	ExactBelow int
+	// IndexBatch is how many rows the background indexer moves into the
+	// HNSW index per transaction (DefaultIndexBatch); see [Store.IndexPending].
+	IndexBatch int
+	// IndexInterval is how often the background indexer looks for rows
+	// written by other processes (DefaultIndexInterval); this process's
+	// writes wake it at once. Negative disables the background indexer:
+	// rows then enter the index only through [Store.IndexPending], and the
+	// vector leg scans the others exactly.
+	IndexInterval time.Duration
 	// SkipMigrations skips schema migrations in New (the schema must
 	// already be current).
 	SkipMigrations bool
+
+	// indexerIdle, when set (by tests), is called each time the
+	// background indexer finds nothing left to do.
+	indexerIdle func()
 }
 
 // ConfigFromEnv reads the seed's variables through getenv (os.Getenv in
@@ -138,6 +153,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ExactBelow == 0 {
 		c.ExactBelow = DefaultExactBelow
+	}
+	if c.IndexBatch <= 0 {
+		c.IndexBatch = DefaultIndexBatch
+	}
+	if c.IndexInterval == 0 {
+		c.IndexInterval = DefaultIndexInterval
 	}
 	switch {
 	case c.MinConns < 0 || c.MaxConns < 1 || c.MinConns > c.MaxConns:

@@ -59,6 +59,24 @@
 // the memory rows, so only the appends and the commit are serialized
 // between transactions.
 //
+// # The index is maintained off the write path
+//
+// An HNSW insert costs milliseconds per 768-d row, more than the rest of
+// a write together, so writes do not pay it (migration 6, indexer.go). A
+// new or re-embedded row commits with indexed = false, outside the
+// dimension's partial HNSW index, and a background indexer started by New
+// sets indexed = true in batches of Config.IndexBatch, which inserts the
+// rows into the index; a commit wakes it, and it polls every
+// Config.IndexInterval for rows other processes wrote. While writes keep
+// coming it pauses between batches, so that a sync backlog drains at the
+// speed of the rows and not of the graph. The vector leg adds every
+// unindexed row matching its filter to the index's candidates and ranks
+// them all by exact distance, so nothing is ever missing from search; a
+// large backlog only makes the vector leg slower until the indexer
+// catches up. [Store.IndexBacklog] reports the backlog and
+// [Store.IndexPending] indexes on demand. BulkLoad's rows go into the
+// index as they are copied (or in BuildIndexes after DropIndexes).
+//
 // Embeddings are stored inline (STORAGE MAIN, toast_tuple_target 8160,
 // migration 5): a 768-d vector no longer goes to the TOAST table, so
 // rescoring, loading candidates, COPY and index builds read one row, not

@@ -14,7 +14,8 @@ import (
 
 // VectorLeg proposes the K memories nearest to leg.Vector.
 //
-// Approximate mode searches the dimension's HNSW index over halfvec with
+// Approximate mode searches the dimension's HNSW index over halfvec, plus
+// the rows still waiting for the indexer (indexer.go), with
 // hnsw.ef_search = max(Config.EfSearch, 2K) and pgvector 0.8 iterative
 // scans (relaxed order) so that filters do not starve the result, forcing
 // the index with enable_seqscan = off (at 10K rows the default planner
@@ -85,9 +86,12 @@ func approxQuery(vec pgvector.Vector, dim int, leg *core.VectorLeg, efSearch int
 	args = append(args, ef, leg.K)
 	d := strconv.Itoa(dim)
 	q = `SELECT id, 1 - (embedding <=> $1::vector) AS score FROM (
-		SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND ` + w + `
+		(SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND indexed AND ` + w + `
 		ORDER BY l2_normalize(embedding)::halfvec(` + d + `) <=> l2_normalize($1::vector)::halfvec(` + d + `)
-		LIMIT $` + strconv.Itoa(len(args)-1) + `) c ORDER BY embedding <=> $1::vector, id LIMIT $` + strconv.Itoa(len(args))
+		LIMIT $` + strconv.Itoa(len(args)-1) + `)
+		UNION ALL
+		SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND NOT indexed AND ` + w + `
+		) c ORDER BY embedding <=> $1::vector, id LIMIT $` + strconv.Itoa(len(args))
 	pre = []string{
 		"SET LOCAL hnsw.ef_search = " + strconv.Itoa(ef),
 		"SET LOCAL hnsw.iterative_scan = relaxed_order",

@@ -21,9 +21,9 @@ import (
 // PostgreSQL any failed statement aborts the whole transaction.
 //
 // Queued change-log entries go after the queued memory rows, behind the
-// change-log lock (see changeLogLock): the rows (and their HNSW inserts)
-// of transactions from different devices then run concurrently, and only
-// the short tail of appends and commit is serialized.
+// change-log lock (see changeLogLock): the rows of transactions from
+// different devices then run concurrently, and only the short tail of
+// appends and commit is serialized.
 //
 // A pipeTx is not safe for concurrent use, like the transaction it wraps.
 type pipeTx struct {

@@ -27,6 +27,8 @@ type Store struct {
 	closed atomic.Bool
 	// retries counts transaction re-runs (for tests and monitoring).
 	retries atomic.Int64
+	// idx is the background indexer; nil when Config.IndexInterval < 0.
+	idx *indexer
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -84,7 +86,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgadapter: ping: %w", err)
 	}
-	return &Store{pool: pool, cfg: cfg}, nil
+	s := &Store{pool: pool, cfg: cfg}
+	s.startIndexer()
+	return s, nil
 }
 
 // registerVector registers pgvector's binary codec for the vector type.
@@ -108,6 +112,7 @@ func registerVector(ctx context.Context, c *pgx.Conn) error {
 // Close closes the pool. Later calls return core.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
+		s.idx.close()
 		s.pool.Close()
 	}
 	return nil
@@ -151,18 +156,24 @@ type PoolStats struct {
 	Retries     int64         `json:"retries"`      // transactions re-run by Update
 	NewConns    int64         `json:"new_conns"`    // connections opened since New
 	ClosedConns int64         `json:"closed_conns"` // connections closed as broken or expired
+	Indexed     int64         `json:"indexed"`      // rows the background indexer moved into the HNSW index
+	IndexErrors int64         `json:"index_errors"` // indexer batches that failed (each is retried)
 }
 
 // Stats returns pool statistics.
 func (s *Store) Stats() PoolStats {
 	st := s.pool.Stat()
-	return PoolStats{
+	ps := PoolStats{
 		Size: st.TotalConns(), Idle: st.IdleConns(), InUse: st.AcquiredConns(),
 		Waiting: int64(st.ConstructingConns()), Max: st.MaxConns(),
 		Acquires: st.AcquireCount(), EmptyWaits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime(),
 		Retries: s.retries.Load(), NewConns: st.NewConnsCount(),
 		ClosedConns: st.MaxLifetimeDestroyCount() + st.MaxIdleDestroyCount(),
 	}
+	if s.idx != nil {
+		ps.Indexed, ps.IndexErrors = s.idx.indexed.Load(), s.idx.errs.Load()
+	}
+	return ps
 }
 
 // Pool returns the underlying pool, for benchmarks and administration.
@@ -269,7 +280,14 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, prelock []string, fn
 			err = translate("commit", err)
 			return err, Retryable(err)
 		}
-		return s.resolveCommit(ctx, *xid, err)
+		err, retry := s.resolveCommit(ctx, *xid, err)
+		if err == nil && t.unindexed {
+			s.idx.wake()
+		}
+		return err, retry
+	}
+	if t.unindexed {
+		s.idx.wake()
 	}
 	return nil, false
 }

@@ -33,6 +33,9 @@ type tx struct {
 	// stats are BM25 statistic deltas per project, written at commit so the
 	// hot per-project row is locked only briefly.
 	stats map[core.ID]*statDelta
+	// unindexed is set when the transaction may have left rows for the
+	// indexer; a commit then wakes it.
+	unindexed bool
 }
 
 // lockBusyError carries the lock set a re-run should take up front.
@@ -434,6 +437,9 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 		return fmt.Errorf("pgadapter: put memory %s: %w", m.ID, &core.FieldError{Field: "embedding", Reason: "is required", Err: core.ErrInvalid})
 	}
 	ts, n := terms(m.Content)
+	// A new or re-embedded row waits for the indexer (indexer.go): the
+	// HNSW insert is not paid here.
+	t.unindexed = true
 	// The row is queued (see pipeTx): its slices are copied now, since the
 	// caller owns them and the statement is encoded only when sent.
 	t.tx.rows.Queue(`WITH old AS (SELECT project_id, doc_len FROM memories WHERE id = $1),
@@ -449,7 +455,9 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 		version_hlc = excluded.version_hlc, version_device = excluded.version_device, state_hlc = excluded.state_hlc,
 		state_device = excluded.state_device, access_by_device = excluded.access_by_device,
 		terms = CASE WHEN memories.content = excluded.content THEN memories.terms ELSE excluded.terms END,
-		doc_len = excluded.doc_len, embedding_dim = excluded.embedding_dim
+		doc_len = excluded.doc_len, embedding_dim = excluded.embedding_dim,
+		indexed = CASE WHEN memories.embedding_dim <> excluded.embedding_dim THEN false
+			WHEN memories.embedding = excluded.embedding THEN memories.indexed ELSE false END
 		RETURNING 1)
 		SELECT (SELECT project_id FROM old), (SELECT doc_len::bigint FROM old), (SELECT count(*) FROM up)`,
 		string(m.ID), string(m.ProjectID), m.Content, vecArg(slices.Clone(m.Embedding)), m.EmbeddingModel, string(m.MemoryType), m.Domain,

@@ -86,7 +86,8 @@ func TestSyncBenchPostgres(t *testing.T) {
 	}
 	ctx := context.Background()
 	n := envInt("ATHENA_SYNC_BENCH_N", 50_000)
-	central := core.New(openPG(t, nil), core.Config{Device: "server"})
+	pg := openPG(t, nil)
+	central := core.New(pg, core.Config{Device: "server"})
 	srv := edgesync.NewServer(edgesync.ServerConfig{DB: central, Rate: -1})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
@@ -145,7 +146,21 @@ func TestSyncBenchPostgres(t *testing.T) {
 	if batchBytes == 0 {
 		batchBytes = edgesync.DefaultBatchBytes
 	}
-	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d\n",
+	// The HNSW index is maintained off the ack path: how much of it the
+	// background indexer did during the drain, and how long the rest
+	// takes flat out (as the indexer does once writes stop).
+	backlog, err := pg.IndexBacklog(ctx)
+	require.NoError(t, err)
+	t0 := time.Now()
+	for {
+		k, err := pg.IndexPending(ctx, 256)
+		require.NoError(t, err)
+		if k == 0 {
+			break
+		}
+	}
+	catchUp := time.Since(t0)
+	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d index_backlog=%d index_catch_up=%.1fs\n",
 		kind, n, el.Seconds(), rate, st.Batches, pct(lat, 50).Round(time.Millisecond), pct(lat, 99).Round(time.Millisecond),
-		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10)
+		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10, backlog, catchUp.Seconds())
 }
