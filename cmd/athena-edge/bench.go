@@ -74,6 +74,9 @@ func benchCommand() *command {
 				fmt.Fprintf(w, "index build   %10.1f s\n", r.IndexBuildS)
 			}
 			fmt.Fprintf(w, "single insert %10.2f ms p50 (%0.f/s incremental)\n", r.SingleInsertP50, r.IncrementalPerS)
+			if r.IndexedPerS > 0 {
+				fmt.Fprintf(w, "indexed after %10.0f memories/s  (the background indexer's HNSW inserts)\n", r.IndexedPerS)
+			}
 			fmt.Fprintf(w, "vector search %10.2f ms p50  %6.2f ms p99  recall@10 %.3f\n", r.VectorP50, r.VectorP99, r.RecallAt10)
 			fmt.Fprintf(w, "hybrid search %10.2f ms p50  %6.2f ms p99\n", r.HybridP50, r.HybridP99)
 			fmt.Fprintf(w, "open          %10.1f ms\n", r.OpenMS)
