@@ -151,6 +151,7 @@ func TestSyncBenchPostgres(t *testing.T) {
 	// takes flat out (as the indexer does once writes stop).
 	backlog, err := pg.IndexBacklog(ctx)
 	require.NoError(t, err)
+	searchDuring := vectorSearchP50(t, central, p.ID)
 	t0 := time.Now()
 	for {
 		k, err := pg.IndexPending(ctx, 256)
@@ -160,7 +161,24 @@ func TestSyncBenchPostgres(t *testing.T) {
 		}
 	}
 	catchUp := time.Since(t0)
-	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d index_backlog=%d index_catch_up=%.1fs\n",
+	searchAfter := vectorSearchP50(t, central, p.ID)
+	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d index_backlog=%d index_catch_up=%.1fs vector_p50_backlog=%s vector_p50_indexed=%s\n",
 		kind, n, el.Seconds(), rate, st.Batches, pct(lat, 50).Round(time.Millisecond), pct(lat, 99).Round(time.Millisecond),
-		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10, backlog, catchUp.Seconds())
+		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10, backlog, catchUp.Seconds(),
+		searchDuring.Round(10*time.Microsecond), searchAfter.Round(10*time.Microsecond))
+}
+
+// vectorSearchP50 times 9 semantic searches of random vectors on db's
+// project and returns the median.
+func vectorSearchP50(t *testing.T, db *core.DB, project core.ID) time.Duration {
+	t.Helper()
+	ds := native.GenerateDataset(0, 9, syncBenchDim, 2)
+	var ts []time.Duration
+	for _, q := range ds.Queries {
+		start := time.Now()
+		_, err := db.Search(t.Context(), core.Query{ProjectID: project, Embedding: q, K: 10, SemanticOnly: true, Threshold: -1})
+		require.NoError(t, err)
+		ts = append(ts, time.Since(start))
+	}
+	return pct(ts, 50)
 }
