@@ -248,7 +248,11 @@ func (tx *Tx) Remember(ctx context.Context, m Memory) (Memory, error) {
 	if err := tx.prepareMemory(ctx, &m, &p); err != nil {
 		return Memory{}, fmt.Errorf("remember: %w", err)
 	}
-	return tx.putNewMemory(ctx, m, fresh)
+	got, err := tx.putNewMemory(ctx, m, fresh)
+	if err != nil {
+		return Memory{}, err
+	}
+	return got.Clone(), nil
 }
 
 func (tx *Tx) prepareMemory(ctx context.Context, m *Memory, p *Project) error {
@@ -282,10 +286,11 @@ func (tx *Tx) prepareMemory(ctx context.Context, m *Memory, p *Project) error {
 	return nil
 }
 
-// putNewMemory stores a prepared new memory. fresh means its ID was just
-// made by NewID, so it cannot exist or have been deleted: the two lookups
-// that guard a caller-chosen ID are skipped, which is most of the cost of
-// a batched insert.
+// putNewMemory stores a prepared new memory and returns it as stored,
+// sharing its slices with m (callers that hand it out clone it). fresh
+// means its ID was just made by NewID, so it cannot exist or have been
+// deleted: the two lookups that guard a caller-chosen ID are skipped,
+// which is most of the cost of a batched insert.
 func (tx *Tx) putNewMemory(ctx context.Context, m Memory, fresh bool) (Memory, error) {
 	w, err := tx.writer()
 	if err != nil {
@@ -309,14 +314,18 @@ func (tx *Tx) putNewMemory(ctx context.Context, m Memory, fresh bool) (Memory, e
 	if err != nil {
 		return Memory{}, fmt.Errorf("remember: %w", err)
 	}
-	eff := MergeMemory(nil, false, c)
-	if eff.Status != StatusApplied {
-		return Memory{}, fmt.Errorf("remember: %w: %s", ErrInvalid, eff.Reason)
+	created, ok := createLocalMemory(&m, c)
+	if !ok {
+		eff := MergeMemory(nil, false, c)
+		if eff.Status != StatusApplied {
+			return Memory{}, fmt.Errorf("remember: %w: %s", ErrInvalid, eff.Reason)
+		}
+		created = *eff.Memory
 	}
-	if err := w.PutMemory(ctx, *eff.Memory); err != nil {
+	if err := w.PutMemory(ctx, created); err != nil {
 		return Memory{}, fmt.Errorf("remember: %w", err)
 	}
-	return eff.Memory.Clone(), nil
+	return created, nil
 }
 
 // Memory returns a memory by ID, or ErrNotFound.
