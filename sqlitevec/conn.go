@@ -16,8 +16,28 @@ import (
 // out of the pool.
 type conn struct {
 	c     *sqlite3.Conn
-	stmts map[string]*sqlite3.Stmt
+	stmts map[string]*stmt
 	ctx   context.Context // the context of the running transaction
+	// inTx is set between begin and end. lost is set when a statement
+	// failed in a way that made SQLite roll back the whole transaction
+	// (an I/O error, a full disk in a statement without a statement
+	// journal, an interrupt): every later statement fails with it, instead
+	// of running, and committing, on its own outside the transaction.
+	inTx bool
+	lost error
+}
+
+// stmt is a cached statement and the text values bound to it. SQLite
+// keeps bindings across resets, so a text parameter bound to the same
+// value as on the statement's previous run is not bound again: binding
+// text copies it into WebAssembly memory with two calls into SQLite
+// (about 1 µs), and a batch of inserts repeats most of its text values
+// (project, model, type, device, kind, status, empty strings) row after
+// row.
+type stmt struct {
+	*sqlite3.Stmt
+	text  []string // text[i] is bound to parameter i+1 if bound[i]
+	bound []bool
 }
 
 func openConn(ctx context.Context, name string, flags sqlite3.OpenFlag) (*conn, error) {
@@ -25,12 +45,12 @@ func openConn(ctx context.Context, name string, flags sqlite3.OpenFlag) (*conn, 
 	if err != nil {
 		return nil, err
 	}
-	return &conn{c: c, stmts: map[string]*sqlite3.Stmt{}, ctx: context.Background()}, nil
+	return &conn{c: c, stmts: map[string]*stmt{}, ctx: context.Background()}, nil
 }
 
 // prep returns the cached statement for sql, preparing it on first use.
 // Callers Reset it when done (see query/exec).
-func (c *conn) prep(sql string) (*sqlite3.Stmt, error) {
+func (c *conn) prep(sql string) (*stmt, error) {
 	if st, ok := c.stmts[sql]; ok {
 		return st, nil
 	}
@@ -38,52 +58,80 @@ func (c *conn) prep(sql string) (*sqlite3.Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.stmts[sql] = st
-	return st, nil
+	n := st.BindCount()
+	s := &stmt{Stmt: st, text: make([]string, n), bound: make([]bool, n)}
+	c.stmts[sql] = s
+	return s, nil
 }
 
 // exec runs a cached statement with args bound.
 func (c *conn) exec(sql string, args ...any) error {
+	if c.lost != nil {
+		return c.lost
+	}
 	st, err := c.prep(sql)
 	if err != nil {
 		return err
 	}
-	if err := bindAll(st, args); err != nil {
+	if err := st.bindAll(args); err != nil {
 		_ = st.Reset()
 		return err
 	}
-	err = st.Exec()
+	if err := st.Exec(); err != nil {
+		return c.failed(err)
+	}
+	return nil
+}
+
+// failed notes whether err, a failed statement's error, cost the whole
+// transaction, and returns it.
+func (c *conn) failed(err error) error {
+	if c.inTx && c.lost == nil && c.c.GetAutocommit() {
+		c.lost = fmt.Errorf("transaction rolled back: %w", err)
+	}
 	return err
 }
 
 // query runs a cached statement and calls row for each result row.
 func (c *conn) query(sql string, args []any, row func(*sqlite3.Stmt) error) error {
+	if c.lost != nil {
+		return c.lost
+	}
 	st, err := c.prep(sql)
 	if err != nil {
 		return err
 	}
 	defer st.Reset()
-	if err := bindAll(st, args); err != nil {
+	if err := st.bindAll(args); err != nil {
 		return err
 	}
 	for st.Step() {
-		if err := row(st); err != nil {
+		if err := row(st.Stmt); err != nil {
 			return err
 		}
 	}
-	return st.Err()
+	if err := st.Err(); err != nil {
+		return c.failed(err)
+	}
+	return nil
 }
 
-func bindAll(st *sqlite3.Stmt, args []any) error {
+func (st *stmt) bindAll(args []any) error {
 	for i, a := range args {
 		var err error
 		switch v := a.(type) {
+		case string:
+			if err := st.bindText(i, v); err != nil {
+				return err
+			}
+			continue
+		case core.ID:
+			if err := st.bindText(i, string(v)); err != nil {
+				return err
+			}
+			continue
 		case nil:
 			err = st.BindNull(i + 1)
-		case string:
-			err = st.BindText(i+1, v)
-		case core.ID:
-			err = st.BindText(i+1, string(v))
 		case int:
 			err = st.BindInt64(i+1, int64(v))
 		case int64:
@@ -101,7 +149,10 @@ func bindAll(st *sqlite3.Stmt, args []any) error {
 				err = st.BindBlob(i+1, v)
 			}
 		default:
-			return fmt.Errorf("bind %d: unsupported type %T", i+1, a)
+			err = fmt.Errorf("bind %d: unsupported type %T", i+1, a)
+		}
+		if i < len(st.bound) {
+			st.bound[i] = false
 		}
 		if err != nil {
 			return err
@@ -110,10 +161,28 @@ func bindAll(st *sqlite3.Stmt, args []any) error {
 	return nil
 }
 
+// bindText binds parameter i+1 to v unless it is bound to v already.
+func (st *stmt) bindText(i int, v string) error {
+	if i < len(st.bound) && st.bound[i] && st.text[i] == v {
+		return nil
+	}
+	if err := st.BindText(i+1, v); err != nil {
+		if i < len(st.bound) {
+			st.bound[i] = false
+		}
+		return err
+	}
+	if i < len(st.bound) {
+		st.text[i], st.bound[i] = v, true
+	}
+	return nil
+}
+
 // begin starts a transaction on behalf of ctx.
 func (c *conn) begin(ctx context.Context, sql string) error {
 	c.ctx = ctx
 	c.c.SetInterrupt(ctx)
+	c.inTx, c.lost = true, nil
 	return c.c.Exec(sql)
 }
 
@@ -127,6 +196,7 @@ func (c *conn) end(commit bool) error {
 	}
 	c.c.SetInterrupt(context.Background())
 	c.ctx = context.Background()
+	c.inTx, c.lost = false, nil
 	if !c.c.GetAutocommit() {
 		if rerr := c.c.Exec(`ROLLBACK`); rerr != nil && err == nil {
 			err = rerr

@@ -21,9 +21,27 @@
 // vanish together. TestCrash kills a writing child process with SIGKILL at
 // random points and checks exactly this, plus PRAGMA integrity_check.
 //
+// A statement that fails in a way that makes SQLite roll back the whole
+// transaction (an I/O error, a full disk, an interrupt) fails every later
+// statement of that Update too, so nothing after it runs, or commits, on
+// its own. Memory inserts and change-log appends use INSERT OR FAIL, so a
+// full disk in the middle of one rolls back the transaction instead of
+// that statement alone.
+//
 // With Synchronous "NORMAL" (ncruces' default for WAL) a commit survives a
 // process crash but the last commits may be lost on power loss. An
 // in-memory store (empty Path) survives nothing beyond Close.
+//
+// # Writes
+//
+// A batch's FTS5 rows are inserted together just before COMMIT (or
+// earlier, when the transaction searches or deletes text): one FTS5
+// insert per statement made FTS5 flush and merge a one-document segment
+// per memory. A memory.put change-log entry whose vector is the embedding
+// its memory row holds stores the vector once, in the memory row
+// (changes.vector_in_memory, migration 5); before that embedding changes
+// or the memory is deleted, the vector is copied back into the change
+// row, so the change log always yields every change's vector.
 //
 // # Concurrency
 //

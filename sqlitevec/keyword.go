@@ -102,6 +102,9 @@ func (t *readTx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.Keyw
 // which sees the transaction's own rows; the in-memory postings see only
 // committed ones.
 func (t *writeTx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordResult, error) {
+	if err := t.flushFTS(); err != nil {
+		return core.KeywordResult{}, err
+	}
 	if len(t.ops) > 0 {
 		if err := ctx.Err(); err != nil {
 			return core.KeywordResult{}, err

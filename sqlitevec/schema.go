@@ -217,6 +217,13 @@ INSERT INTO index_gen (k, gen) VALUES (0, 0);
 	`
 CREATE INDEX changes_entity ON changes(entity_id, pos);
 `,
+	// 5: a memory.put change whose vector is the embedding its memory row
+	// holds stores it once, in the row: vector is NULL and
+	// vector_in_memory 1 (see writeTx.AppendChange). Rows written before
+	// keep their vector and 0.
+	`
+ALTER TABLE changes ADD COLUMN vector_in_memory INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // schemaVersion is the user_version a fully migrated database has.

@@ -380,6 +380,10 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 		}
 		return err
 	}
+	if err := tx.flush(); err != nil {
+		_ = c.end(false)
+		return err
+	}
 	if err := ctx.Err(); err != nil { // a cancelled transaction never commits
 		_ = c.end(false)
 		return err

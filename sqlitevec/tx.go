@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -33,6 +34,66 @@ type writeTx struct {
 	readTx
 	ops    []indexOp
 	maxPos int64 // the highest change-log position this transaction wrote
+	// ftsPending holds FTS5 rows to insert, written by flushFTS before
+	// anything reads or deletes FTS5 rows and before COMMIT. FTS5 flushes
+	// its buffered terms to disk whenever a later statement of the
+	// transaction opens a statement savepoint (the change-log insert did,
+	// for its UNIQUE constraint, before it became OR FAIL), so inserting
+	// each memory's row beside its other statements wrote one tiny
+	// segment per memory and merged them over and over: 3/4 of a batched
+	// insert's time in SQLite. Inserted together, the rows of a batch
+	// make one segment, whatever statements run in between.
+	ftsPending []ftsRow
+	// vecPending is the last change appended with its vector left in
+	// the memory row (vector_in_memory 1), until PutMemory writes that
+	// memory with that embedding; anything else first stores the vector
+	// in the change row after all (resolveVec).
+	vecPending struct {
+		pos    int64 // 0: none
+		entity core.ID
+		vec    []float32 // the change's Vector (core does not modify it within the transaction)
+	}
+}
+
+// resolveVec stores the pending change's vector in its own row: the
+// memory row was not written with it.
+func (t *writeTx) resolveVec() error {
+	p := &t.vecPending
+	if p.pos == 0 {
+		return nil
+	}
+	err := t.c.exec(`UPDATE changes SET vector = ?, vector_in_memory = 0 WHERE pos = ?`, vecBlob(p.vec), p.pos)
+	if err != nil {
+		return t.c.wrap("append change: vector", err)
+	}
+	p.pos, p.entity, p.vec = 0, "", nil
+	return nil
+}
+
+// flush does what must happen before the transaction commits.
+func (t *writeTx) flush() error {
+	if err := t.resolveVec(); err != nil {
+		return err
+	}
+	return t.flushFTS()
+}
+
+// ftsRow is an FTS5 row waiting for flushFTS.
+type ftsRow struct {
+	rid  int64
+	body string
+}
+
+// flushFTS inserts the pending FTS5 rows.
+func (t *writeTx) flushFTS() error {
+	for i, r := range t.ftsPending {
+		if err := t.c.exec(`INSERT INTO memories_fts (rowid, body) VALUES (?, ?)`, r.rid, r.body); err != nil {
+			t.ftsPending = t.ftsPending[i:]
+			return t.c.wrap("put memory: index text", err)
+		}
+	}
+	t.ftsPending = t.ftsPending[:0]
+	return nil
 }
 
 var (
@@ -361,6 +422,22 @@ func (t *readTx) Tombstoned(ctx context.Context, id core.ID) (bool, error) {
 }
 
 func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
+	err := t.putMemory(ctx, m)
+	if t.vecPending.pos != 0 {
+		// putMemory resolved a pending change it did not match; one it
+		// matched stays in this memory's row, if the row was written.
+		if err != nil {
+			if rerr := t.resolveVec(); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			return err
+		}
+		t.vecPending.pos, t.vecPending.entity, t.vecPending.vec = 0, "", nil
+	}
+	return err
+}
+
+func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -397,11 +474,30 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 			return fmt.Errorf("sqlitevec: put memory: access_by_device: %w", err)
 		}
 	}
+	// The pending change's vector may stay in this row if the row gets
+	// exactly that embedding; every other change whose vector is in this
+	// row gets it back before the row's embedding changes.
+	keepPos := int64(0)
+	if p := &t.vecPending; p.pos != 0 {
+		if p.entity == m.ID && bytes.Equal(vecBlob(p.vec), newVec) {
+			keepPos = p.pos
+		} else if err := t.resolveVec(); err != nil {
+			return err
+		}
+	}
+	if old.found && !old.sameVec {
+		if err := t.c.exec(`UPDATE changes SET vector = (SELECT embedding FROM memories WHERE rid = ?), vector_in_memory = 0
+			WHERE entity_id = ? AND vector_in_memory = 1 AND pos <> ?`, old.rid, m.ID, keepPos); err != nil {
+			return t.c.wrap("put memory: keep change vectors", err)
+		}
+	}
 	if old.found && old.sameVec && old.content == m.Content && old.project == m.ProjectID {
 		return t.putMetadata(&m, old.rid, tagsJSON, abd)
 	}
 	var rid int64
-	err = t.c.query(`INSERT INTO memories (`+memoryCols[len("rid, "):]+`)
+	// OR FAIL (see AppendChange): a NOT NULL or UNIQUE violation is found
+	// before the statement writes anything.
+	err = t.c.exec(`INSERT OR FAIL INTO memories (`+memoryCols[len("rid, "):]+`)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content,
 		embedding = excluded.embedding, embedding_model = excluded.embedding_model,
@@ -415,29 +511,35 @@ func (t *writeTx) PutMemory(ctx context.Context, m core.Memory) error {
 		last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
 		version_hlc = excluded.version_hlc, version_device = excluded.version_device,
 		state_version_hlc = excluded.state_version_hlc, state_version_device = excluded.state_version_device,
-		access_by_device = excluded.access_by_device
-		RETURNING rid`,
-		[]any{m.ID, m.ProjectID, m.Content, newVec, m.EmbeddingModel, string(m.MemoryType), m.Domain,
-			tagsJSON, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence,
-			m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy, ms(m.CreatedAt), ms(m.UpdatedAt),
-			ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt), uint64(m.Version.HLC), m.Version.Device,
-			uint64(m.StateVersion.HLC), m.StateVersion.Device, abd},
-		func(st *sqlite3.Stmt) error { rid = st.ColumnInt64(0); return nil })
+		access_by_device = excluded.access_by_device`,
+		m.ID, m.ProjectID, m.Content, newVec, m.EmbeddingModel, string(m.MemoryType), m.Domain,
+		tagsJSON, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence,
+		m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy, ms(m.CreatedAt), ms(m.UpdatedAt),
+		ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt), uint64(m.Version.HLC), m.Version.Device,
+		uint64(m.StateVersion.HLC), m.StateVersion.Device, abd)
 	if err != nil {
 		return t.c.wrap("put memory", err)
+	}
+	// The row is the one found above (the upsert keeps its rid) or a new
+	// one. Not RETURNING: that costs an ephemeral table and two more calls
+	// into SQLite per row.
+	rid = old.rid
+	if !old.found {
+		rid = t.c.c.LastInsertRowID()
 	}
 	textChanged := !old.found || old.content != m.Content || old.project != m.ProjectID
 	op := indexOp{rid: rid, row: rowFromMemory(&m), proj: m.ProjectID}
 	if textChanged {
 		if old.found {
+			if err := t.flushFTS(); err != nil {
+				return err
+			}
 			if err := t.c.exec(`DELETE FROM memories_fts WHERE rowid = ?`, rid); err != nil {
 				return t.c.wrap("put memory: unindex text", err)
 			}
 			op.oldProject, op.oldText, op.hadText = old.project, old.content, true
 		}
-		if err := t.c.exec(`INSERT INTO memories_fts (rowid, body) VALUES (?, ?)`, rid, ftsBody(m.ProjectID, m.Content)); err != nil {
-			return t.c.wrap("put memory: index text", err)
-		}
+		t.ftsPending = append(t.ftsPending, ftsRow{rid: rid, body: ftsBody(m.ProjectID, m.Content)})
 		op.newText, op.textChanged = m.Content, true
 	}
 	op.vec = quantize(m.Embedding)
@@ -492,7 +594,17 @@ func (t *writeTx) DeleteMemory(ctx context.Context, id core.ID) error {
 	if err != nil {
 		return t.c.wrap("delete memory", err)
 	}
+	if err := t.resolveVec(); err != nil {
+		return err
+	}
 	if old.found {
+		if err := t.flushFTS(); err != nil {
+			return err
+		}
+		if err := t.c.exec(`UPDATE changes SET vector = (SELECT embedding FROM memories WHERE rid = ?), vector_in_memory = 0
+			WHERE entity_id = ? AND vector_in_memory = 1`, old.rid, id); err != nil {
+			return t.c.wrap("delete memory: keep change vectors", err)
+		}
 		if err := t.c.exec(`DELETE FROM memories WHERE rid = ?`, old.rid); err != nil {
 			return t.c.wrap("delete memory", err)
 		}
@@ -719,7 +831,13 @@ func (t *readTx) Changes(ctx context.Context, after int64, limit int, exclude st
 	if limit <= 0 {
 		return out, nil
 	}
-	err := t.c.query(`SELECT pos, device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason
+	// A vector kept in the memory row (vector_in_memory) is read from
+	// there: the row still has it, since a memory's embedding never
+	// changes, nor is the row deleted, before its changes get their
+	// vectors back.
+	err := t.c.query(`SELECT pos, device, seq, hlc, kind, project_id, entity_id, payload,
+		CASE WHEN vector_in_memory THEN (SELECT embedding FROM memories WHERE id = changes.entity_id) ELSE vector END,
+		status, reason
 		FROM changes WHERE pos > ? AND (? = '' OR device != ?) ORDER BY pos LIMIT ?`, []any{after, exclude, exclude, limit},
 		func(st *sqlite3.Stmt) error {
 			out = append(out, core.Change{
@@ -734,18 +852,49 @@ func (t *readTx) Changes(ctx context.Context, after int64, limit int, exclude st
 	return out, t.c.wrap("changes", err)
 }
 
+// Changes in a write transaction first stores a pending change's vector
+// in its row: the memory row does not hold it yet.
+func (t *writeTx) Changes(ctx context.Context, after int64, limit int, exclude string) ([]core.Change, error) {
+	if err := t.resolveVec(); err != nil {
+		return nil, err
+	}
+	return t.readTx.Changes(ctx, after, limit, exclude)
+}
+
 func (t *writeTx) AppendChange(ctx context.Context, c *core.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := t.resolveVec(); err != nil {
+		return err
+	}
+	// A memory.put's vector is, almost always, the embedding the next
+	// call (PutMemory) writes into the memory row: it is left out of the
+	// change row (a 768-d vector is 3 KiB, most of the row) and read from
+	// the memory row, unless that call does not come (see vecPending).
+	vec, inMemory := vecBlob(c.Vector), c.Kind == core.KindMemoryPut && len(c.Vector) > 0
+	bound := vec
+	if inMemory {
+		bound = nil
+	}
+	// OR FAIL instead of the default ABORT: a single-row INSERT finds a
+	// constraint violation before it writes, so there is nothing for a
+	// statement journal to undo, and without the journal SQLite does not
+	// copy every page the statement touches (16 KiB each) into it first:
+	// 15 µs of each of the two inserts per memory. An I/O error or full
+	// disk then rolls back the whole transaction (conn.lost) instead of
+	// the statement.
 	var pos int64
-	err := t.c.query(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
-		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING pos`,
-		[]any{c.Device, c.Seq, uint64(c.HLC), string(c.Kind), c.ProjectID, c.EntityID, string(c.Payload),
-			vecBlob(c.Vector), string(c.Status), c.Reason},
-		func(st *sqlite3.Stmt) error { pos = st.ColumnInt64(0); return nil })
+	err := t.c.exec(`INSERT OR FAIL INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason,
+		vector_in_memory) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		c.Device, c.Seq, uint64(c.HLC), string(c.Kind), c.ProjectID, c.EntityID, string(c.Payload),
+		bound, string(c.Status), c.Reason, inMemory)
 	if err != nil {
 		return t.c.wrap(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
+	}
+	pos = t.c.c.LastInsertRowID()
+	if inMemory {
+		t.vecPending.pos, t.vecPending.entity, t.vecPending.vec = pos, c.EntityID, c.Vector
 	}
 	c.Pos = pos
 	t.maxPos = max(t.maxPos, pos)
