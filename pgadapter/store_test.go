@@ -197,7 +197,8 @@ func TestErrors(t *testing.T) {
 	require.ErrorIs(t, err, core.ErrInvalid)
 
 	// Statement timeout: typed, not retryable, connection returned.
-	s2 := openTest(t, func(c *Config) { c.StatementTimeout = 100 * time.Millisecond })
+	// (No background indexer: its connection would count as in use.)
+	s2 := openTest(t, func(c *Config) { c.StatementTimeout = 100 * time.Millisecond; c.IndexInterval = -1 })
 	start := time.Now()
 	err = s2.View(ctx, func(r core.ReadTx) error {
 		_, err := r.(*tx).tx.Exec(ctx, "SELECT pg_sleep(2)")
