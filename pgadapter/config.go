@@ -21,7 +21,7 @@ const (
 	DefaultSchema           = "public"
 	DefaultStatementTimeout = 30 * time.Second
 	DefaultMaxRetries       = 10
-	DefaultEfSearch         = 100
+	DefaultEfSearch         = 128
 	DefaultExactBelow       = 2000
 	DefaultIndexBatch       = 64
 	DefaultIndexInterval    = time.Second
@@ -60,7 +60,9 @@ type Config struct {
 	MaxRetries int
 	// EfSearch is the minimum hnsw.ef_search of the approximate vector leg
 	// (DefaultEfSearch); a leg asking for k candidates uses max(EfSearch,
-	// 2k).
+	// 2k). At 100, recall@10 on the 100K x 768 benchmark set varied from
+	// 0.965 to 0.996 between HNSW builds of the same data; 128 gave 0.9965
+	// on a build where 100 gave 0.9715, for about 0.5 ms more per search.
 	EfSearch int
 	// ExactBelow makes the vector leg exact (no index) for projects with
 	// fewer memories than this (DefaultExactBelow). Negative always uses the

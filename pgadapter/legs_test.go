@@ -180,23 +180,27 @@ func TestKeywordLeg(t *testing.T) {
 	p, err := db.CreateProject(ctx, core.Project{Name: "k", Path: "/k", EmbeddingModel: "m", EmbeddingDim: 3})
 	require.NoError(t, err)
 	contents := []string{"Apple banana", "banana cherry", "cherry date apple", "l'été était chaud", "it's O'Brien's"}
+	ids := make([]core.ID, len(contents))
 	for i, c := range contents {
-		_, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: c, Embedding: []float32{1, float32(i), 0}})
+		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: c, Embedding: []float32{1, float32(i), 0}})
 		require.NoError(t, err)
+		ids[i] = m.ID
 	}
 	tests := []struct {
 		name  string
 		terms []string
 		n     int
 		df    map[string]int64
+		first int // index in contents of the best candidate, or -1
 	}{
-		{"one", []string{"apple"}, 2, map[string]int64{"apple": 2}},
-		{"or", []string{"apple", "date"}, 2, map[string]int64{"apple": 2, "date": 1}},
-		{"unicode", core.Terms("ÉTÉ"), 1, map[string]int64{"été": 1}},
-		{"syntax is literal", []string{"apple & !banana", "'", "|", "banana"}, 2, map[string]int64{"banana": 2}},
-		{"quotes", core.Terms("O'Brien's"), 1, nil},
-		{"none", []string{"zebra"}, 0, map[string]int64{"zebra": 0}},
-		{"empty", nil, 0, map[string]int64{}},
+		{"one", []string{"apple"}, 2, map[string]int64{"apple": 2}, -1},
+		// The memory holding both terms ranks first.
+		{"or", []string{"apple", "date"}, 2, map[string]int64{"apple": 2, "date": 1}, 2},
+		{"unicode", core.Terms("ÉTÉ"), 1, map[string]int64{"été": 1}, 3},
+		{"syntax is literal", []string{"apple & !banana", "'", "|", "banana"}, 2, map[string]int64{"banana": 2}, -1},
+		{"quotes", core.Terms("O'Brien's"), 1, nil, 4},
+		{"none", []string{"zebra"}, 0, map[string]int64{"zebra": 0}, -1},
+		{"empty", nil, 0, map[string]int64{}, -1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,6 +209,9 @@ func TestKeywordLeg(t *testing.T) {
 				res, err := r.KeywordLeg(ctx, core.KeywordLeg{Terms: tc.terms, Limit: 10, Filter: core.MemoryFilter{ProjectID: p.ID}})
 				require.NoError(t, err)
 				require.Len(t, res.Candidates, tc.n)
+				if tc.first >= 0 {
+					require.Equal(t, ids[tc.first], res.Candidates[0].ID)
+				}
 				require.Equal(t, int64(len(contents)), res.Stats.Docs)
 				for k, v := range tc.df {
 					require.Equal(t, v, res.Stats.DF[k], k)

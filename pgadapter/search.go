@@ -22,9 +22,7 @@ var _ core.LegsSearcher = (*tx)(nil)
 // and followed in the same batch by the settings that force the HNSW
 // index. The answer is the one VectorLeg, KeywordLeg and Memories give.
 //
-// The keyword leg reads each matching row of the project once: the same
-// rows give the per-term document frequencies and the ranked candidates
-// (VectorLeg's KeywordLeg counts and ranks in two passes).
+// The keyword part is KeywordLeg's statement (keywordCTEs).
 //
 // A write transaction falls back to the three calls: Memories takes the
 // advisory locks a later read-modify-write of a hit relies on.
@@ -93,7 +91,9 @@ func (t *tx) SearchLegs(ctx context.Context, req core.LegsRequest) (core.LegsRes
 		}
 		return rows.Err()
 	})
-	b.Queue(resetLegSettings)
+	for _, r := range resetLegSettings {
+		b.Queue(r)
+	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return core.LegsResult{}, translate("search legs", err)
 	}
@@ -181,10 +181,10 @@ var (
 	memColsM = "m." + strings.Join(memColList, ", m.")
 )
 
-// resetLegSettings restores the planner settings the legs statement ran
-// with, in one statement.
-const resetLegSettings = `SELECT set_config(name, reset_val, true) FROM pg_settings
-	WHERE name IN ('enable_seqscan', 'enable_sort', 'plan_cache_mode')`
+// resetLegSettings restore the planner settings the legs statement ran
+// with. RESET is a few microseconds; reading the reset values from
+// pg_settings cost about a millisecond, as it builds every setting's row.
+var resetLegSettings = []string{"RESET enable_seqscan", "RESET enable_sort", "RESET plan_cache_mode"}
 
 // legsQuery builds the legs statement and the settings statement to run
 // before it.
@@ -205,8 +205,7 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 	// 100K-row schema.
 	pre = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
 	var ctes []string
-	ctes = append(ctes, `st AS (SELECT coalesce((SELECT docs FROM project_stats WHERE project_id = `+project+`), 0) AS docs,
-		coalesce((SELECT total_len FROM project_stats WHERE project_id = `+project+`), 0) AS total_len)`)
+	ctes = append(ctes, statsCTE(project))
 
 	vrows := "SELECT NULL::text AS id, NULL::float8 AS d, NULL::bool AS x WHERE false"
 	if vl != nil {
@@ -227,7 +226,7 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 			ctes = append(ctes, `va AS MATERIALIZED (SELECT id, embedding <=> `+v+`::vector AS d FROM (
 				(SELECT id, embedding FROM memories WHERE embedding_dim = `+d+` AND indexed AND `+w+` AND `+gate+`
 				ORDER BY l2_normalize(embedding)::halfvec(`+d+`) <=> l2_normalize(`+v+`::vector)::halfvec(`+d+`)
-				LIMIT `+arg(ef)+`)
+				LIMIT `+arg(rescored(ef, vl.K))+`)
 				UNION ALL
 				SELECT id, embedding FROM memories WHERE embedding_dim = `+d+` AND NOT indexed AND `+w+` AND `+gate+`
 				) c ORDER BY d, id LIMIT `+k+`)`,
@@ -255,34 +254,9 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 	if kl != nil {
 		dfCols = "'{}'::text[], '{}'::bigint[]"
 		if terms := safeTerms(kl.Terms); len(terms) > 0 {
-			tv := arg(terms)
-			scope := ""
-			if kl.Filter.ProjectID != "" {
-				scope = " AND m.project_id = " + project
-			}
-			// Every row of the project holding any term is read once (km)
-			// and joined with the terms it holds (kh): the same pairs give
-			// the document frequencies and the candidates' ranks.
-			ctes = append(ctes,
-				`kt AS MATERIALIZED (SELECT u.t, u.n, to_tsquery('simple', '''' || u.t || '''') AS tq
-					FROM unnest(`+tv+`::text[]) WITH ORDINALITY AS u(t, n))`,
-				`kq AS MATERIALIZED (SELECT to_tsquery('simple', string_agg('''' || t || '''', ' | ')) AS q FROM kt)`,
-				`km AS MATERIALIZED (SELECT m.id, m.project_id, m.state, m.memory_type, m.domain, m.tags, m.session_id,
-					m.created_at, m.last_accessed, m.doc_len, m.tsv FROM memories m, kq WHERE m.tsv @@ kq.q`+scope+`)`,
-				`kh AS MATERIALIZED (SELECT km.id, km.project_id, km.state, km.memory_type, km.domain, km.tags, km.session_id,
-					km.created_at, km.last_accessed, km.doc_len, kt.n FROM km JOIN kt ON km.tsv @@ kt.tq)`,
-				`kd AS MATERIALIZED (SELECT kt.t, kt.n, coalesce(c.c, 0) AS c,
-					ln(1 + ((SELECT docs FROM st) - coalesce(c.c, 0) + 0.5)::float8 / (coalesce(c.c, 0) + 0.5)) AS idf
-					FROM kt LEFT JOIN (SELECT n, count(*) AS c FROM kh WHERE project_id = `+project+` GROUP BY n) c ON c.n = kt.n)`,
-				`df AS (SELECT array_agg(t ORDER BY n) AS terms, array_agg(c ORDER BY n) AS counts FROM kd)`)
+			ctes = keywordCTEs(ctes, kl, terms, project, &args)
 			dfCols = "df.terms, df.counts"
 			if kl.Limit > 0 {
-				w := where(&kl.Filter, &args, false)
-				// The store's estimate is BM25 with every term frequency taken
-				// as 1 (the index keeps no frequencies); core rescores exactly.
-				ctes = append(ctes, `kc AS MATERIALIZED (SELECT kh.id, sum(kd.idf) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * kh.doc_len /
-					(SELECT greatest(total_len::float8 / greatest(docs, 1), 1) FROM st))) AS s
-					FROM kh JOIN kd ON kd.n = kh.n WHERE `+w+` GROUP BY kh.id, kh.doc_len ORDER BY s DESC, kh.id LIMIT `+arg(kl.Limit)+`)`)
 				krows = "SELECT id, s FROM kc"
 			}
 		}
@@ -300,4 +274,65 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 		UNION ALL
 		SELECT st.docs, st.total_len, ` + dfCols + `, NULL, NULL, NULL, NULL, NULL` + nulls + ` FROM ` + from
 	return pre, q, args
+}
+
+// statsCTE is the CTE st: the project's document count and total length
+// (zero for a project without memories).
+func statsCTE(project string) string {
+	return `st AS (SELECT coalesce((SELECT docs FROM project_stats WHERE project_id = ` + project + `), 0) AS docs,
+		coalesce((SELECT total_len FROM project_stats WHERE project_id = ` + project + `), 0) AS total_len)`
+}
+
+// keywordCTEs appends the keyword leg's CTEs to ctes, after st
+// (statsCTE): kt, the terms (non-empty, safeTerms); kd, each term's
+// document frequency in the project and its idf; df, the terms and
+// frequencies as two arrays in term order; and, when kl.Limit > 0, kc:
+// the top kl.Limit candidates matching kl.Filter as (id, s), s the store's
+// estimate. project is the placeholder of kl.Filter.ProjectID; arguments
+// are appended to args.
+//
+// Each term's rows come from their own index scan (kh): the scan says
+// which term a row holds, so no row's tsvector is read or matched again,
+// and each matching row is visited once per term it holds, reading only
+// its id, length and filter columns (the filter is evaluated there, as
+// ok). The same (term, row) pairs give the document frequencies and the
+// candidates' ranks. This replaced a plan that read every matching row's
+// tsvector and matched it against each term: 16 ms against 10 ms for 4
+// terms matching 1,451 rows at 100K (and heap visits, not row width, are
+// now most of the cost: the same scans over a 40-byte-row copy of the
+// table were only 20% faster).
+//
+// Without a project the document frequencies are zero, as for a project
+// without memories; candidates still match kl.Filter.
+func keywordCTEs(ctes []string, kl *core.KeywordLeg, terms []string, project string, args *[]any) []string {
+	arg := func(v any) string {
+		*args = append(*args, v)
+		return "$" + strconv.Itoa(len(*args))
+	}
+	tv := arg(terms)
+	scope, inProject := "", "m.project_id = "+project
+	if kl.Filter.ProjectID != "" {
+		scope, inProject = " AND m.project_id = "+project, "TRUE"
+	}
+	ok := "TRUE"
+	if kl.Limit > 0 {
+		ok = where(&kl.Filter, args, false)
+	}
+	ctes = append(ctes,
+		`kt AS MATERIALIZED (SELECT u.t, u.n, to_tsquery('simple', '''' || u.t || '''') AS tq
+			FROM unnest(`+tv+`::text[]) WITH ORDINALITY AS u(t, n))`,
+		`kh AS MATERIALIZED (SELECT kt.n, h.id, h.doc_len, h.p, h.ok FROM kt CROSS JOIN LATERAL
+			(SELECT m.id, m.doc_len, `+inProject+` AS p, `+ok+` AS ok FROM memories m WHERE m.tsv @@ kt.tq`+scope+`) h)`,
+		`kd AS MATERIALIZED (SELECT kt.t, kt.n, coalesce(c.c, 0) AS c,
+			ln(1 + ((SELECT docs FROM st) - coalesce(c.c, 0) + 0.5)::float8 / (coalesce(c.c, 0) + 0.5)) AS idf
+			FROM kt LEFT JOIN (SELECT n, count(*) AS c FROM kh WHERE p GROUP BY n) c ON c.n = kt.n)`,
+		`df AS (SELECT array_agg(t ORDER BY n) AS terms, array_agg(c ORDER BY n) AS counts FROM kd)`)
+	if kl.Limit > 0 {
+		// The store's estimate is BM25 with every term frequency taken as
+		// 1 (the index keeps no frequencies); core rescores exactly.
+		ctes = append(ctes, `kc AS MATERIALIZED (SELECT kh.id, sum(kd.idf) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * kh.doc_len /
+			(SELECT greatest(total_len::float8 / greatest(docs, 1), 1) FROM st))) AS s
+			FROM kh JOIN kd ON kd.n = kh.n WHERE kh.ok GROUP BY kh.id, kh.doc_len ORDER BY s DESC, kh.id LIMIT `+arg(kl.Limit)+`)`)
+	}
+	return ctes
 }

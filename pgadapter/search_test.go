@@ -40,6 +40,9 @@ func TestSearchLegs(t *testing.T) {
 		{name: "keyword stats only", kl: &core.KeywordLeg{Terms: []string{"memory", "delta"}, Filter: live}, all: true},
 		{name: "keyword no match", kl: &core.KeywordLeg{Terms: []string{"zebra"}, Limit: 10, Filter: live}, all: true},
 		{name: "keyword no terms", kl: &core.KeywordLeg{Terms: []string{"'", "a b"}, Limit: 10, Filter: live}, all: true},
+		// Without a project the frequencies are zero; candidates still match.
+		{name: "keyword no project", kl: &core.KeywordLeg{Terms: []string{"bravo", "7"}, Limit: 5000,
+			Filter: core.MemoryFilter{States: core.LiveStates()}}, all: true},
 		{name: "both", vl: &core.VectorLeg{Vector: q, K: 50, Filter: live},
 			kl: &core.KeywordLeg{Terms: []string{"echo", "golf", "memory"}, Limit: 50, Filter: live}},
 		{name: "both filtered all", vl: &core.VectorLeg{Vector: q, K: 30, Filter: tenth},
