@@ -9,6 +9,7 @@ import (
 
 	"github.com/athena-edge/athena-edge/core"
 	"github.com/athena-edge/athena-edge/hosts/native"
+	"github.com/athena-edge/athena-edge/pgadapter"
 )
 
 type doctorReport struct {
@@ -31,6 +32,11 @@ type doctorReport struct {
 	SQLiteEngine string `json:"sqlite_engine,omitempty"`
 	CacheHit     bool   `json:"cache_hit,omitempty"`
 	cacheUsable  bool   // the compilation cache could be written
+
+	// Pool and IndexBacklog are the seed's pool monitoring and the rows
+	// waiting for the HNSW index (Postgres only).
+	Pool         *pgadapter.PoolStats `json:"pool,omitempty"`
+	IndexBacklog *int64               `json:"index_backlog,omitempty"`
 }
 
 type projectCounts struct {
@@ -70,6 +76,15 @@ func doctorCommand() *command {
 					r.Projects, err = countProjects(e.ctx, h.DB)
 					if err != nil {
 						r.Error = err.Error()
+					}
+					if pg, ok := h.Backend.(*pgadapter.Store); ok {
+						if n, err := pg.IndexBacklog(e.ctx); err != nil {
+							r.Error = err.Error()
+						} else {
+							r.IndexBacklog = &n
+						}
+						st := pg.Stats()
+						r.Pool = &st
 					}
 				}
 			}
@@ -125,6 +140,12 @@ func printDoctor(e *env, r *doctorReport) {
 		fmt.Fprintf(w, "reachable:  yes (opened in %.1f ms, device %s)\n", r.OpenMS, r.Device)
 	} else {
 		fmt.Fprintf(w, "reachable:  NO: %s\n", r.Error)
+	}
+	if p := r.Pool; p != nil {
+		fmt.Fprintf(w, "pool:       %d open (%d idle, %d in use, %d waiting) of %d\n", p.Size, p.Idle, p.InUse, p.Waiting, p.Max)
+	}
+	if r.IndexBacklog != nil {
+		fmt.Fprintf(w, "index:      %d memories waiting for the HNSW index (searched exactly meanwhile)\n", *r.IndexBacklog)
 	}
 	for _, p := range r.Projects {
 		fmt.Fprintf(w, "project:    %s (%s): %d memories\n", p.Name, p.Path, p.Memories)

@@ -134,7 +134,17 @@ func TestPostgresSameCommandLines(t *testing.T) {
 	}
 	out, _, err = cli(t, env, "--json", "doctor")
 	require.NoError(t, err)
-	assert.Contains(t, out, `"backend":"postgres"`)
+	var r doctorReport
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	assert.Equal(t, "postgres", r.Backend)
+	require.NotNil(t, r.Pool)
+	assert.Positive(t, r.Pool.Max)
+	require.NotNil(t, r.IndexBacklog)
+	assert.GreaterOrEqual(t, *r.IndexBacklog, int64(0))
+	out, _, err = cli(t, env, "doctor")
+	require.NoError(t, err)
+	assert.Contains(t, out, "pool:")
+	assert.Contains(t, out, "waiting for the HNSW index")
 	_, _, err = cli(t, env, "forget", id.ID)
 	require.NoError(t, err)
 }
