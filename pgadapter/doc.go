@@ -73,7 +73,8 @@
 // unindexed row matching its filter to the index's candidates and ranks
 // them all by exact distance, so nothing is ever missing from search; a
 // large backlog only makes the vector leg slower until the indexer
-// catches up. [Store.IndexBacklog] reports the backlog and
+// catches up. Close indexes one more batch if the Store wrote rows for the
+// index, so that short-lived processes index what they wrote. [Store.IndexBacklog] reports the backlog and
 // [Store.IndexPending] indexes on demand. BulkLoad's rows go into the
 // index as they are copied (or in BuildIndexes after DropIndexes).
 //

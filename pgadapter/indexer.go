@@ -71,14 +71,30 @@ func (x *indexer) wake() {
 
 // close stops the indexer and waits for its batch in flight, whose
 // transaction is cancelled: rows it held stay unindexed for the next
-// indexer.
-func (x *indexer) close() {
+// indexer. If this Store wrote rows for the index, close then indexes one
+// more batch (bounded by closeIndexTimeout), so that short-lived
+// processes (a CLI command against PostgreSQL with no server running)
+// index at least what they wrote instead of leaving a growing backlog.
+func (x *indexer) close(s *Store) {
 	if x == nil {
 		return
 	}
 	x.stop()
 	<-x.done
+	if x.writes.Load() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeIndexTimeout)
+	defer cancel()
+	if n, err := s.indexBatch(ctx, s.cfg.IndexBatch); err != nil {
+		x.errs.Add(1)
+	} else {
+		x.indexed.Add(int64(n))
+	}
 }
+
+// closeIndexTimeout bounds the batch close indexes.
+const closeIndexTimeout = 5 * time.Second
 
 func (x *indexer) run(ctx context.Context, s *Store) {
 	defer close(x.done)

@@ -214,3 +214,23 @@ func TestMigrateIndexed(t *testing.T) {
 		WHERE table_schema = $1 AND table_name = 'memories' AND column_name = 'indexed'`, schema).Scan(&dflt))
 	require.Equal(t, "false", dflt)
 }
+
+// TestIndexerCloseIndexes: a Store that wrote rows for the index indexes a
+// batch as it closes, so short-lived processes do not leave a growing
+// backlog behind.
+func TestIndexerCloseIndexes(t *testing.T) {
+	t.Parallel()
+	schema := testSchema(t)
+	cfg := func(c *Config) { c.Schema = schema; c.IndexInterval = -1; c.IndexBatch = 5 }
+	s := openTest(t, cfg)
+	writeRandom(t, s, mrand.New(mrand.NewPCG(11, 12)), 8, 4)
+	require.EqualValues(t, 8, backlog(t, s))
+	// An indexer whose loop has stopped and that saw this Store write.
+	done := make(chan struct{})
+	close(done)
+	s.idx = &indexer{stop: func() {}, done: done}
+	s.idx.writes.Add(1)
+	require.NoError(t, s.Close())
+	require.EqualValues(t, 5, s.idx.indexed.Load())
+	require.EqualValues(t, 3, backlog(t, openTest(t, cfg)))
+}

@@ -112,7 +112,7 @@ func registerVector(ctx context.Context, c *pgx.Conn) error {
 // Close closes the pool. Later calls return core.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
-		s.idx.close()
+		s.idx.close(s)
 		s.pool.Close()
 	}
 	return nil
