@@ -10,6 +10,9 @@
 #                  each run alone: go test -run='^$' -fuzz='^Name$' -fuzztime=$FUZZTIME
 #                  -fuzzminimizetime=$FUZZMINIMIZETIME <pkg>. A crasher fails the target and is
 #                  written to <pkg>/testdata/fuzz/<Name>/ by go test (commit it as a regression case).
+#                  A bare "context deadline exceeded" at the deadline with no input written is Go
+#                  1.26's coordinator race (go.dev/issue/75804), not a finding: the target runs once
+#                  more, and a second such result passes with a note.
 #   2. crash       every Test*Crash* and Test*Kill* test, full size (never -short): sqlitevec's
 #                  SIGKILL-a-writing-child test (100 kills, or as many as fit its 50 s deadline),
 #                  sync's crash between commit and ack, and the edge killed mid-sync (tests/TestSyncKill).
@@ -166,13 +169,35 @@ echo "${#TARGETS[@]} fuzz targets"
 for entry in "${TARGETS[@]}"; do
 	pkg=${entry% *} name=${entry#* }
 	log=$LOG_DIR/fuzz-$name.log
-	ts=$SECONDS rc=0
-	go test -run='^$' -fuzz="^$name\$" -fuzztime="$FUZZTIME" -fuzzminimizetime="$FUZZMINIMIZETIME" "$pkg" >"$log" 2>&1 || rc=$?
+	ts=$SECONDS
+	corpus="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name"
+	note=
+	for attempt in 1 2; do
+		before=$(ls "$corpus" 2>/dev/null | wc -l) rc=0
+		go test -run='^$' -fuzz="^$name\$" -fuzztime="$FUZZTIME" -fuzzminimizetime="$FUZZMINIMIZETIME" "$pkg" >"$log" 2>&1 || rc=$?
+		# Go 1.26's fuzzing coordinator can fail a target at the -fuzztime
+		# deadline with a bare "context deadline exceeded" and no input
+		# (go.dev/issue/75804, fixed in Go 1.27) when the machine is busy.
+		# That is no finding: run the target once more; if it happens again,
+		# say so and count it as passed. A written crasher always fails.
+		if ((rc != 0)) && grep -qx '    context deadline exceeded' "$log" && ! grep -qE 'Failing input|panic:' "$log" &&
+			(($(ls "$corpus" 2>/dev/null | wc -l) == before)); then
+			note="coordinator deadline race (go.dev/issue/75804) on attempt $attempt, no input"
+			if ((attempt == 2)); then
+				rc=0
+			fi
+			continue
+		fi
+		break
+	done
 	RUN[fuzz]=$((RUN[fuzz] + 1))
 	if ((rc == 0)); then
 		PASS[fuzz]=$((PASS[fuzz] + 1))
 		execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -n1)
 		printf '  ok    %-22s %-50s %3ds  %s\n' "$name" "${pkg#github.com/athena-edge/athena-edge/}" $((SECONDS - ts)) "${execs:-}"
+		if [[ -n $note ]]; then
+			echo "        note: $note"
+		fi
 	else
 		FAIL[fuzz]=$((FAIL[fuzz] + 1))
 		ANY_FAIL=1
