@@ -70,6 +70,15 @@ func (t *writeTx) resolveVec() error {
 	return nil
 }
 
+// keepChangeVectors copies memory row rid's embedding into every change
+// of id that keeps its vector in that row (vector_in_memory), except the
+// change at position except (0: none; positions start at 1), before the
+// row's embedding changes or the row goes.
+func (t *writeTx) keepChangeVectors(rid int64, id core.ID, except int64) error {
+	return t.c.exec(`UPDATE changes SET vector = (SELECT embedding FROM memories WHERE rid = ?), vector_in_memory = 0
+		WHERE entity_id = ? AND vector_in_memory = 1 AND pos <> ?`, rid, id, except)
+}
+
 // flush does what must happen before the transaction commits.
 func (t *writeTx) flush() error {
 	if err := t.resolveVec(); err != nil {
@@ -486,8 +495,7 @@ func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 		}
 	}
 	if old.found && !old.sameVec {
-		if err := t.c.exec(`UPDATE changes SET vector = (SELECT embedding FROM memories WHERE rid = ?), vector_in_memory = 0
-			WHERE entity_id = ? AND vector_in_memory = 1 AND pos <> ?`, old.rid, m.ID, keepPos); err != nil {
+		if err := t.keepChangeVectors(old.rid, m.ID, keepPos); err != nil {
 			return t.c.wrap("put memory: keep change vectors", err)
 		}
 	}
@@ -601,8 +609,7 @@ func (t *writeTx) DeleteMemory(ctx context.Context, id core.ID) error {
 		if err := t.flushFTS(); err != nil {
 			return err
 		}
-		if err := t.c.exec(`UPDATE changes SET vector = (SELECT embedding FROM memories WHERE rid = ?), vector_in_memory = 0
-			WHERE entity_id = ? AND vector_in_memory = 1`, old.rid, id); err != nil {
+		if err := t.keepChangeVectors(old.rid, id, 0); err != nil {
 			return t.c.wrap("delete memory: keep change vectors", err)
 		}
 		if err := t.c.exec(`DELETE FROM memories WHERE rid = ?`, old.rid); err != nil {
