@@ -21,10 +21,10 @@ import (
 // scans (relaxed order) so that filters do not starve the result, forcing
 // the index with enable_seqscan = off (at 10K rows the default planner
 // prefers a sequential scan), then rescores the index's best candidates
-// (rescored) at full precision and keeps the best K. If that still yields fewer than K
-// (the iterative scan hit hnsw.max_scan_tuples under a very selective
-// filter), the leg falls back to the exact scan, so it never returns fewer
-// than K when K match.
+// (rescored) at full precision and keeps the best K. If that still yields
+// fewer than K (the iterative scan hit hnsw.max_scan_tuples under a very
+// selective filter), the leg falls back to the exact scan, so it never
+// returns fewer than K when K match.
 //
 // Exact mode (leg.Exact, an ID filter, or a project smaller than
 // Config.ExactBelow) orders the filtered rows by full-precision cosine
@@ -85,13 +85,7 @@ func approxQuery(vec pgvector.Vector, dim int, leg *core.VectorLeg, efSearch int
 	args = []any{vec}
 	w := where(&leg.Filter, &args, false)
 	args = append(args, rescored(ef, leg.K), leg.K)
-	d := strconv.Itoa(dim)
-	q = `SELECT id, 1 - (embedding <=> $1::vector) AS score FROM (
-		(SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND indexed AND ` + w + `
-		ORDER BY l2_normalize(embedding)::halfvec(` + d + `) <=> l2_normalize($1::vector)::halfvec(` + d + `)
-		LIMIT $` + strconv.Itoa(len(args)-1) + `)
-		UNION ALL
-		SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND NOT indexed AND ` + w + `
+	q = `SELECT id, 1 - (embedding <=> $1::vector) AS score FROM (` + approxRows(dim, "$1", w, "$"+strconv.Itoa(len(args)-1)) + `
 		) c ORDER BY embedding <=> $1::vector, id LIMIT $` + strconv.Itoa(len(args))
 	pre = []string{
 		"SET LOCAL hnsw.ef_search = " + strconv.Itoa(ef),
@@ -105,6 +99,20 @@ func approxQuery(vec pgvector.Vector, dim int, leg *core.VectorLeg, efSearch int
 		"SET LOCAL enable_sort = off",
 	}
 	return pre, q, args
+}
+
+// approxRows is the approximate leg's candidate rows (id, embedding) for
+// dimension dim: the limit rows of the HNSW index nearest to vec (a
+// placeholder) among the indexed rows matching cond, and every row
+// matching cond that waits for the indexer (indexer.go). The caller ranks
+// them by exact distance.
+func approxRows(dim int, vec, cond, limit string) string {
+	d := strconv.Itoa(dim)
+	return `(SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND indexed AND ` + cond + `
+		ORDER BY l2_normalize(embedding)::halfvec(` + d + `) <=> l2_normalize(` + vec + `::vector)::halfvec(` + d + `)
+		LIMIT ` + limit + `)
+		UNION ALL
+		SELECT id, embedding FROM memories WHERE embedding_dim = ` + d + ` AND NOT indexed AND ` + cond
 }
 
 // rescored is how many of the index's candidates, in the index's

@@ -220,15 +220,8 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 				gate = "(SELECT docs FROM st) >= " + arg(t.s.cfg.ExactBelow)
 			}
 			ef := min(max(t.s.cfg.EfSearch, 2*vl.K), 1000) // pgvector's maximum
-			d := strconv.Itoa(dim)
-			// The index's candidates, and every row the indexer has not
-			// reached yet (indexer.go), ranked by exact distance.
 			ctes = append(ctes, `va AS MATERIALIZED (SELECT id, embedding <=> `+v+`::vector AS d FROM (
-				(SELECT id, embedding FROM memories WHERE embedding_dim = `+d+` AND indexed AND `+w+` AND `+gate+`
-				ORDER BY l2_normalize(embedding)::halfvec(`+d+`) <=> l2_normalize(`+v+`::vector)::halfvec(`+d+`)
-				LIMIT `+arg(rescored(ef, vl.K))+`)
-				UNION ALL
-				SELECT id, embedding FROM memories WHERE embedding_dim = `+d+` AND NOT indexed AND `+w+` AND `+gate+`
+				`+approxRows(dim, v, w+` AND `+gate, arg(rescored(ef, vl.K)))+`
 				) c ORDER BY d, id LIMIT `+k+`)`,
 				`vn AS (SELECT count(*) AS n FROM va)`)
 			// The exact leg runs only when the approximate one found fewer
