@@ -165,14 +165,16 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	return s.indexBatch(ctx, limit)
 }
 
+// pendingRows selects the memories waiting for the indexer: unindexed,
+// of a dimension that has an index (a row of a dimension over
+// maxIndexDim stays unindexed and is always scanned exactly).
+const pendingRows = "NOT indexed AND embedding_dim IN (SELECT dim FROM vector_indexes)"
+
 func (s *Store) indexBatch(ctx context.Context, limit int) (int, error) {
 	if limit == 0 {
 		return 0, nil
 	}
-	// Only dimensions with an index: a row of a dimension over
-	// maxIndexDim stays unindexed and is always scanned exactly.
-	tag, err := s.pool.Exec(ctx, `WITH b AS (SELECT id FROM memories
-			WHERE NOT indexed AND embedding_dim IN (SELECT dim FROM vector_indexes)
+	tag, err := s.pool.Exec(ctx, `WITH b AS (SELECT id FROM memories WHERE `+pendingRows+`
 			LIMIT $1 FOR UPDATE SKIP LOCKED)
 		UPDATE memories m SET indexed = true FROM b WHERE m.id = b.id`, limit)
 	if err != nil {
@@ -190,7 +192,7 @@ func (s *Store) IndexBacklog(ctx context.Context) (int64, error) {
 		return 0, core.ErrClosed
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM memories WHERE NOT indexed AND embedding_dim IN (SELECT dim FROM vector_indexes)").Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM memories WHERE "+pendingRows).Scan(&n); err != nil {
 		return 0, translate("index backlog", err)
 	}
 	return n, nil

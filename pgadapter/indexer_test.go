@@ -126,7 +126,6 @@ func TestIndexPending(t *testing.T) {
 
 func TestIndexerBackground(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	idle := make(chan struct{}, 1)
 	s := openTest(t, func(c *Config) {
 		c.IndexBatch = 7 // several batches per wake
@@ -150,7 +149,6 @@ func TestIndexerBackground(t *testing.T) {
 	require.EqualValues(t, 50, s.Stats().Indexed)
 	require.Zero(t, s.Stats().IndexErrors)
 	require.NoError(t, s.Close()) // stops the indexer
-	_ = ctx
 }
 
 func TestIndexPendingShared(t *testing.T) {
