@@ -88,7 +88,7 @@ func (s *Store) BuildIndexes(ctx context.Context) error {
 		}
 		qs := []string{"SET LOCAL statement_timeout = 0", "SET LOCAL maintenance_work_mem = '1GB'",
 			"SET LOCAL max_parallel_maintenance_workers = 2",
-			"CREATE INDEX IF NOT EXISTS memories_tsv_idx ON memories USING gin (tsv) WITH (fastupdate = off)",
+			"CREATE INDEX IF NOT EXISTS memories_tsv_idx ON memories USING gin (tsv) WITH (" + ginParams + ")",
 			"CREATE INDEX IF NOT EXISTS memories_tags_idx ON memories USING gin (tags)"}
 		for _, d := range dims {
 			qs = append(qs, hnswIndexSQL(d, false))

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/athena-edge/athena-edge/core"
 )
 
@@ -29,6 +31,10 @@ import (
 // Several processes may index the same database: each batch takes its
 // rows with FOR UPDATE SKIP LOCKED, so they share the work and never wait
 // for one another.
+//
+// The keyword index is handled the same way, by PostgreSQL itself: a
+// write adds its terms to GIN's pending list (ginParams), and the indexer
+// merges the list once its HNSW backlog is done.
 
 // indexer runs IndexPending in the background: whenever a write
 // transaction of this Store commits, and every Config.IndexInterval for
@@ -152,7 +158,8 @@ func (x *indexer) pause(ctx context.Context, d time.Duration) bool {
 
 // IndexPending moves up to limit unindexed rows into their HNSW index, in
 // one transaction, and returns how many it moved. Rows another
-// transaction holds are skipped. The background indexer calls it
+// transaction holds are skipped. When fewer than limit rows were left, it
+// also merges the keyword index's pending entries (see ginParams). The background indexer calls it
 // continuously; call it directly to index without one (Config.IndexInterval
 // negative) or to finish a backlog before measuring search.
 func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
@@ -183,7 +190,20 @@ func (s *Store) indexBatch(ctx context.Context, limit int) (int, error) {
 		}
 		return 0, translate("index pending", err)
 	}
-	return int(tag.RowsAffected()), nil
+	n := int(tag.RowsAffected())
+	if n < limit {
+		// The HNSW backlog is done: merge the keyword index's pending
+		// entries too (ginParams), so searches stop scanning them. A role
+		// that does not own the index may not merge it; then the writers
+		// that fill the list, and autovacuum, do.
+		_, err := s.pool.Exec(ctx, "SELECT gin_clean_pending_list('memories_tsv_idx'::regclass)")
+		var pe *pgconn.PgError
+		denied := errors.As(err, &pe) && pe.Code == "42501" // insufficient_privilege
+		if err != nil && !denied {
+			return n, translate("index pending: merge keyword entries", err)
+		}
+	}
+	return n, nil
 }
 
 // IndexBacklog returns how many rows wait for the indexer.
