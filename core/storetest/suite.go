@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"SearchFilters", testSearchFilters},
 		{"FilteredVectorLegReturnsK", testFilteredK},
 		{"SearchLimits", testSearchLimits},
+		{"RewriteInOneTransaction", testRewriteInOneTransaction},
 		{"ChangeLogSameTransaction", testChangeLog},
 		{"ChangeLogIdempotentApply", testApplyIdempotent},
 		{"ChangeLogConverges", testConverge},
@@ -492,6 +493,92 @@ func testTransaction(t *testing.T, e *env) {
 	require.Len(t, cs, 1)
 	assert.Equal(t, d.ID, cs[0].EntityID)
 	assert.Equal(t, after[len(after)-1].Seq+1, cs[0].Seq)
+}
+
+// testRewriteInOneTransaction: a memory written several times in one
+// transaction (a sync batch that applies a put and later edits of it) ends
+// as its last write: in its row, in the keyword postings, and in the BM25
+// statistics of every project it passed through.
+func testRewriteInOneTransaction(t *testing.T, e *env) {
+	p1, p2 := e.project("rw1"), e.project("rw2")
+	moved := e.remember(p1, "seed words here", Vec(31), nil)
+	resident := e.remember(p2, "resident note", Vec(32), nil)
+	fresh := moved
+	fresh.ID = core.NewID(e.clock.Now())
+	put := func(w core.WriteTx, m core.Memory, project core.ID, content string, v []float32) error {
+		m.ProjectID, m.Content, m.Embedding = project, content, v
+		return w.PutMemory(e.ctx, m)
+	}
+	require.NoError(t, e.b.Update(e.ctx, func(w core.WriteTx) error {
+		return errors.Join(
+			put(w, moved, p2.ID, "alpha alpha bravo", Vec(33)),
+			put(w, moved, p1.ID, "charlie delta echo foxtrot", Vec(34)),
+			put(w, fresh, p2.ID, "golf", Vec(35)),
+			put(w, fresh, p2.ID, "hotel india", Vec(36)),
+			put(w, fresh, p2.ID, "juliet", Vec(37)))
+	}))
+
+	got, err := e.db.Memory(e.ctx, moved.ID)
+	require.NoError(t, err)
+	assert.Equal(t, p1.ID, got.ProjectID)
+	assert.Equal(t, "charlie delta echo foxtrot", got.Content)
+	assert.Equal(t, Vec(34), got.Embedding)
+	got, err = e.db.Memory(e.ctx, fresh.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "juliet", got.Content)
+
+	length := func(ss ...string) int64 {
+		n := 0
+		for _, s := range ss {
+			n += len(core.Tokenize(s))
+		}
+		return int64(n)
+	}
+	for _, tc := range []struct {
+		project core.ID
+		terms   []string
+		docs    int64
+		total   int64
+		df      map[string]int64
+		found   []core.ID
+	}{
+		{p1.ID, []string{"seed", "alpha", "charlie"}, 1, length("charlie delta echo foxtrot"),
+			map[string]int64{"charlie": 1}, []core.ID{moved.ID}},
+		{p2.ID, []string{"alpha", "golf", "hotel", "juliet", "resident"}, 2, length("juliet", "resident note"),
+			map[string]int64{"juliet": 1, "resident": 1}, []core.ID{fresh.ID, resident.ID}},
+	} {
+		var res core.KeywordResult
+		require.NoError(t, e.b.View(e.ctx, func(r core.ReadTx) error {
+			var err error
+			res, err = r.KeywordLeg(e.ctx, core.KeywordLeg{Terms: tc.terms, Limit: 10, Filter: core.MemoryFilter{ProjectID: tc.project}})
+			return err
+		}))
+		assert.Equal(t, tc.docs, res.Stats.Docs, "documents in %s", tc.project)
+		assert.Equal(t, tc.total, res.Stats.TotalLen, "total length in %s", tc.project)
+		df := map[string]int64{}
+		for term, n := range res.Stats.DF {
+			if n != 0 { // a store may leave out terms no document holds
+				df[term] = n
+			}
+		}
+		assert.Equal(t, tc.df, df, "document frequencies in %s", tc.project)
+		assert.ElementsMatch(t, tc.found, candidateIDs(res.Candidates), "keyword candidates in %s", tc.project)
+	}
+	var vec []core.Candidate
+	require.NoError(t, e.b.View(e.ctx, func(r core.ReadTx) error {
+		var err error
+		vec, err = r.VectorLeg(e.ctx, core.VectorLeg{Vector: Vec(33), K: 5, Filter: core.MemoryFilter{ProjectID: p2.ID}, Exact: true})
+		return err
+	}))
+	assert.ElementsMatch(t, []core.ID{fresh.ID, resident.ID}, candidateIDs(vec), "vector candidates in rw2")
+}
+
+func candidateIDs(cs []core.Candidate) []core.ID {
+	out := make([]core.ID, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID
+	}
+	return out
 }
 
 func testName(t *testing.T, e *env) {
