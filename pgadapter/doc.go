@@ -51,9 +51,11 @@
 // in one round trip. Write transactions keep the three calls, so that
 // loading the candidates takes their advisory locks.
 //
-// Write transactions queue PutMemory and AppendChange and send them as one
-// pipelined batch before the transaction's next statement or its commit
-// (see pipeTx), so a read always sees the transaction's own writes, a
+// Write transactions queue PutMemory and AppendChange and send them before
+// the transaction's next statement or its commit (see pipeTx), as one
+// multi-row upsert of the memories (each memory once, as its last put) and
+// one multi-row insert of the changes, pipelined in one round trip, so a
+// read always sees the transaction's own writes, a
 // queued statement's error surfaces from that later call, and
 // AppendChange sets Change.Pos by then. The change-log lock is queued after
 // the memory rows, so only the appends and the commit are serialized

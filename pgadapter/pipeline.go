@@ -2,17 +2,28 @@ package pgadapter
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/athena-edge/athena-edge/core"
 )
 
 // pipeTx is the pgx transaction a tx talks to. Writes whose results matter
 // only to the transaction itself (memory rows and change-log entries) are
-// queued instead of sent, and go to the server as one pipelined batch the
-// next time the transaction sends anything else or commits. A batch of N
-// remote changes then costs a few round trips instead of 2N: on loopback a
-// round trip is worth more than the statement it carries.
+// queued instead of sent, and go to the server the next time the
+// transaction sends anything else or commits: the queued memory rows as one
+// multi-row upsert, then the change-log lock and the queued entries as one
+// multi-row insert, pipelined in a single round trip. A batch of N remote
+// changes then costs a few round trips and two statements instead of 2N
+// of each: on loopback a round trip is worth more than the statement it
+// carries, and a one-row statement's fixed cost (bind, executor start,
+// snapshot) was half of a row's insert.
 //
 // Every other statement first sends the queue, so the transaction always
 // reads its own writes. A queued statement's error (a constraint, a lost
@@ -28,30 +39,241 @@ import (
 // A pipeTx is not safe for concurrent use, like the transaction it wraps.
 type pipeTx struct {
 	pgx.Tx
-	rows    pgx.Batch // queued memory writes
-	changes pgx.Batch // queued change-log appends, sent after rows
+	mems    []memRow    // queued memory writes, in call order
+	changes []changeRow // queued change-log appends, sent after mems
 	// lockChanges is the statement that takes the change-log lock, queued
 	// ahead of the first append; "" once taken.
 	lockChanges     string
 	lockChangesArgs []any
+	// stats receives the BM25 statistic deltas of the memory rows sent.
+	stats func(project core.ID, docs, length int64)
 }
 
+// memRow is a queued memory write: the memory (owned by the queue) and
+// its indexed text.
+type memRow struct {
+	m     core.Memory
+	terms string
+	n     int // terms' token count, the BM25 document length
+}
+
+// changeRow is a queued change-log append: the caller's change, whose
+// Pos the insert sets, and its values when it was queued.
+type changeRow struct {
+	c       *core.Change
+	v       core.Change
+	payload string
+	vector  []byte
+}
+
+// maxRowsPerStatement bounds a multi-row statement's arrays.
+const maxRowsPerStatement = 1000
+
 // queued reports whether anything waits to be sent.
-func (p *pipeTx) queued() bool { return p.rows.Len()+p.changes.Len() > 0 }
+func (p *pipeTx) queued() bool { return len(p.mems)+len(p.changes) > 0 }
 
 // send sends the queue as one batch and runs its result callbacks.
 func (p *pipeTx) send(ctx context.Context) error {
 	if !p.queued() {
 		return nil
 	}
-	b := &pgx.Batch{QueuedQueries: p.rows.QueuedQueries}
-	if p.changes.Len() > 0 && p.lockChanges != "" {
+	b := &pgx.Batch{}
+	p.queueMems(b)
+	if len(p.changes) > 0 && p.lockChanges != "" {
 		b.Queue(p.lockChanges, p.lockChangesArgs...)
 		p.lockChanges, p.lockChangesArgs = "", nil
 	}
-	b.QueuedQueries = append(b.QueuedQueries, p.changes.QueuedQueries...)
-	p.rows, p.changes = pgx.Batch{}, pgx.Batch{}
+	p.queueChanges(b)
+	p.mems, p.changes = nil, nil
 	return p.Tx.SendBatch(ctx, b).Close()
+}
+
+// queueMems queues the upserts of the queued memory rows. A memory put
+// twice is written once, as its last put: a put replaces the whole row, and
+// the statistics deltas of the puts in between cancel out. Rows go in ID
+// order, so that concurrent transactions lock shared rows in one order.
+func (p *pipeTx) queueMems(b *pgx.Batch) {
+	if len(p.mems) == 0 {
+		return
+	}
+	last := make(map[core.ID]int, len(p.mems))
+	for i := range p.mems {
+		last[p.mems[i].m.ID] = i
+	}
+	rows := make([]*memRow, 0, len(last))
+	for i := range p.mems {
+		if last[p.mems[i].m.ID] == i {
+			rows = append(rows, &p.mems[i])
+		}
+	}
+	slices.SortFunc(rows, func(a, b *memRow) int { return strings.Compare(string(a.m.ID), string(b.m.ID)) })
+	for chunk := range slices.Chunk(rows, maxRowsPerStatement) {
+		op := "put memories"
+		if len(chunk) == 1 {
+			op = "put memory " + string(chunk[0].m.ID)
+		}
+		var cols memColumns
+		for _, r := range chunk {
+			cols.add(r)
+		}
+		b.Queue(putMemoriesSQL, cols.args()...).Query(func(rs pgx.Rows) error {
+			for rs.Next() {
+				var project *string
+				var length *int64
+				if err := rs.Scan(&project, &length); err != nil {
+					return translate(op, err)
+				}
+				p.stats(core.ID(*project), -1, -*length)
+			}
+			if err := rs.Err(); err != nil {
+				return translate(op, err)
+			}
+			for _, r := range chunk {
+				p.stats(r.m.ProjectID, 1, int64(r.n))
+			}
+			return nil
+		})
+	}
+}
+
+// putMemoriesSQL upserts rows given as one array per column (memColumns),
+// and returns the project and document length each existing row had
+// before (the statement's snapshot), for the statistics. (A data-modifying
+// CTE runs to completion whether or not the query reads it.)
+//
+// A new or re-embedded row waits for the indexer (indexer.go): the HNSW
+// insert is not paid here; a row whose vector is unchanged keeps its
+// indexed flag, and its terms if its content is unchanged.
+const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::vector[], $5::text[],
+		$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::float8[],
+		$15::bigint[], $16::float8[], $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
+		$23::bigint[], $24::bigint[], $25::text[], $26::bigint[], $27::text[], $28::text[], $29::text[], $30::int[], $31::int[])
+		AS v(` + memCols + `, terms, doc_len, embedding_dim)),
+	old AS (SELECT project_id, doc_len::bigint FROM memories WHERE id = ANY($1::text[])),
+	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
+		SELECT id, project_id, content, embedding, embedding_model, memory_type, domain,
+			CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
+			session_id, event_type, code_language, code_hash, usefulness, confidence, access_count, quality_score, state,
+			superseded_by, created_at, updated_at, last_accessed, last_retrieved, consolidated_at, version_hlc,
+			version_device, state_hlc, state_device, access_by_device::jsonb, terms, doc_len, embedding_dim FROM v
+		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content, embedding = excluded.embedding,
+		embedding_model = excluded.embedding_model, memory_type = excluded.memory_type, domain = excluded.domain, tags = excluded.tags,
+		session_id = excluded.session_id, event_type = excluded.event_type, code_language = excluded.code_language,
+		code_hash = excluded.code_hash, usefulness = excluded.usefulness, confidence = excluded.confidence,
+		access_count = excluded.access_count, quality_score = excluded.quality_score, state = excluded.state,
+		superseded_by = excluded.superseded_by, created_at = excluded.created_at, updated_at = excluded.updated_at,
+		last_accessed = excluded.last_accessed, last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
+		version_hlc = excluded.version_hlc, version_device = excluded.version_device, state_hlc = excluded.state_hlc,
+		state_device = excluded.state_device, access_by_device = excluded.access_by_device,
+		terms = CASE WHEN memories.content = excluded.content THEN memories.terms ELSE excluded.terms END,
+		doc_len = excluded.doc_len, embedding_dim = excluded.embedding_dim,
+		indexed = CASE WHEN memories.embedding_dim <> excluded.embedding_dim THEN false
+			WHEN memories.embedding = excluded.embedding THEN memories.indexed ELSE false END)
+	SELECT project_id, doc_len FROM old`
+
+// memColumns holds putMemoriesSQL's arguments: one array per column.
+type memColumns struct {
+	ids, projects, contents, models, types, domains []string
+	sessions, events, langs, hashes, states, supers []string
+	vdevices, sdevices, terms                       []string
+	tags, access                                    []*string // JSON text, nil for SQL NULL
+	vecs                                            []pgvector.Vector
+	useful, conf, quality                           []float64
+	counts, created, updated, accessed, retrieved   []int64
+	consolidated, vhlcs, shlcs                      []int64
+	lens, dims                                      []int32
+}
+
+func (c *memColumns) add(r *memRow) {
+	m := &r.m
+	c.ids, c.projects, c.contents = append(c.ids, string(m.ID)), append(c.projects, string(m.ProjectID)), append(c.contents, m.Content)
+	c.vecs = append(c.vecs, pgvector.NewVector(m.Embedding))
+	c.models, c.types, c.domains = append(c.models, m.EmbeddingModel), append(c.types, string(m.MemoryType)), append(c.domains, m.Domain)
+	c.tags = append(c.tags, jsonText(m.Tags, m.Tags == nil))
+	c.sessions, c.events = append(c.sessions, m.SessionID), append(c.events, m.EventType)
+	c.langs, c.hashes = append(c.langs, m.CodeLanguage), append(c.hashes, m.CodeHash)
+	c.useful, c.conf = append(c.useful, m.Usefulness), append(c.conf, m.Confidence)
+	c.counts, c.quality = append(c.counts, m.AccessCount), append(c.quality, m.QualityScore)
+	c.states, c.supers = append(c.states, string(m.State)), append(c.supers, string(m.SupersededBy))
+	c.created, c.updated = append(c.created, core.UnixMilli(m.CreatedAt)), append(c.updated, core.UnixMilli(m.UpdatedAt))
+	c.accessed, c.retrieved = append(c.accessed, core.UnixMilli(m.LastAccessed)), append(c.retrieved, core.UnixMilli(m.LastRetrieved))
+	c.consolidated = append(c.consolidated, core.UnixMilli(m.ConsolidatedAt))
+	c.vhlcs, c.vdevices = append(c.vhlcs, int64(m.Version.HLC)), append(c.vdevices, m.Version.Device)
+	c.shlcs, c.sdevices = append(c.shlcs, int64(m.StateVersion.HLC)), append(c.sdevices, m.StateVersion.Device)
+	c.access = append(c.access, jsonText(m.AccessByDevice, m.AccessByDevice == nil))
+	c.terms, c.lens, c.dims = append(c.terms, r.terms), append(c.lens, int32(r.n)), append(c.dims, int32(len(m.Embedding)))
+}
+
+// args are the arrays in putMemoriesSQL's order (memCols, then terms,
+// doc_len, embedding_dim).
+func (c *memColumns) args() []any {
+	return []any{c.ids, c.projects, c.contents, c.vecs, c.models, c.types, c.domains, c.tags, c.sessions, c.events,
+		c.langs, c.hashes, c.useful, c.conf, c.counts, c.quality, c.states, c.supers, c.created, c.updated, c.accessed,
+		c.retrieved, c.consolidated, c.vhlcs, c.vdevices, c.shlcs, c.sdevices, c.access, c.terms, c.lens, c.dims}
+}
+
+// jsonText is v as JSON text, or nil (SQL NULL) if null. Tags and access
+// counters are strings and integers, which always encode.
+func jsonText(v any, null bool) *string {
+	if null {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	s := string(b)
+	return &s
+}
+
+// queueChanges queues the insert of the queued change-log entries, which
+// sets each one's Pos. Entries get positions in queue order (the order of
+// the unnest, kept by ORDER BY) and are matched back by (device, seq),
+// which is unique.
+func (p *pipeTx) queueChanges(b *pgx.Batch) {
+	for chunk := range slices.Chunk(p.changes, maxRowsPerStatement) {
+		n := len(chunk)
+		devices, kinds, projects, entities, payloads, statuses, reasons := make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs, hlcs := make([]int64, n), make([]int64, n)
+		vecs := make([][]byte, n)
+		byKey := make(map[changeKey]*core.Change, n)
+		for i, r := range chunk {
+			c := &r.v
+			devices[i], seqs[i], hlcs[i], kinds[i] = c.Device, int64(c.Seq), int64(c.HLC), string(c.Kind)
+			projects[i], entities[i], statuses[i], reasons[i] = string(c.ProjectID), string(c.EntityID), string(c.Status), c.Reason
+			payloads[i], vecs[i] = r.payload, r.vector
+			byKey[changeKey{c.Device, int64(c.Seq)}] = r.c
+		}
+		op := "append changes"
+		if n == 1 {
+			op = "append change " + chunk[0].v.Device + "/" + strconv.FormatUint(chunk[0].v.Seq, 10)
+		}
+		b.Queue(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
+			SELECT device, seq, hlc, kind, project_id, entity_id, payload::json, vector, status, reason
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
+				$9::text[], $10::text[]) WITH ORDINALITY
+				AS u(device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason, n)
+			ORDER BY n RETURNING pos, device, seq`,
+			devices, seqs, hlcs, kinds, projects, entities, payloads, vecs, statuses, reasons).Query(func(rs pgx.Rows) error {
+			for rs.Next() {
+				var k changeKey
+				var pos int64
+				if err := rs.Scan(&pos, &k.device, &k.seq); err != nil {
+					return translate(op, err)
+				}
+				if c := byKey[k]; c != nil {
+					c.Pos = pos
+				}
+			}
+			if err := rs.Err(); err != nil {
+				return translate(op, err)
+			}
+			return nil
+		})
+	}
+}
+
+type changeKey struct {
+	device string
+	seq    int64
 }
 
 func (p *pipeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -249,6 +249,7 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, prelock []string, fn
 		return err, Retryable(err)
 	}
 	t := &tx{s: s, tx: &pipeTx{Tx: ptx}, write: !readOnly, prelock: prelock}
+	t.tx.stats = t.addStats
 	if err := fn(t); err != nil {
 		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		// fn's error is returned as is (it already went through translate

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -440,43 +439,9 @@ func (t *tx) PutMemory(ctx context.Context, m core.Memory) error {
 	// A new or re-embedded row waits for the indexer (indexer.go): the
 	// HNSW insert is not paid here.
 	t.unindexed = true
-	// The row is queued (see pipeTx): its slices are copied now, since the
-	// caller owns them and the statement is encoded only when sent.
-	t.tx.rows.Queue(`WITH old AS (SELECT project_id, doc_len FROM memories WHERE id = $1),
-		up AS (INSERT INTO memories (`+memCols+`, terms, doc_len, embedding_dim)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31)
-		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content, embedding = excluded.embedding,
-		embedding_model = excluded.embedding_model, memory_type = excluded.memory_type, domain = excluded.domain, tags = excluded.tags,
-		session_id = excluded.session_id, event_type = excluded.event_type, code_language = excluded.code_language,
-		code_hash = excluded.code_hash, usefulness = excluded.usefulness, confidence = excluded.confidence,
-		access_count = excluded.access_count, quality_score = excluded.quality_score, state = excluded.state,
-		superseded_by = excluded.superseded_by, created_at = excluded.created_at, updated_at = excluded.updated_at,
-		last_accessed = excluded.last_accessed, last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
-		version_hlc = excluded.version_hlc, version_device = excluded.version_device, state_hlc = excluded.state_hlc,
-		state_device = excluded.state_device, access_by_device = excluded.access_by_device,
-		terms = CASE WHEN memories.content = excluded.content THEN memories.terms ELSE excluded.terms END,
-		doc_len = excluded.doc_len, embedding_dim = excluded.embedding_dim,
-		indexed = CASE WHEN memories.embedding_dim <> excluded.embedding_dim THEN false
-			WHEN memories.embedding = excluded.embedding THEN memories.indexed ELSE false END
-		RETURNING 1)
-		SELECT (SELECT project_id FROM old), (SELECT doc_len::bigint FROM old), (SELECT count(*) FROM up)`,
-		string(m.ID), string(m.ProjectID), m.Content, vecArg(slices.Clone(m.Embedding)), m.EmbeddingModel, string(m.MemoryType), m.Domain,
-		slices.Clone(m.Tags), m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence, m.AccessCount, m.QualityScore,
-		string(m.State), string(m.SupersededBy), core.UnixMilli(m.CreatedAt), core.UnixMilli(m.UpdatedAt), core.UnixMilli(m.LastAccessed),
-		core.UnixMilli(m.LastRetrieved), core.UnixMilli(m.ConsolidatedAt), int64(m.Version.HLC), m.Version.Device,
-		int64(m.StateVersion.HLC), m.StateVersion.Device, accessArg(maps.Clone(m.AccessByDevice)), ts, n, len(m.Embedding),
-	).QueryRow(func(row pgx.Row) error {
-		var oldProject *string
-		var oldLen *int64
-		if err := row.Scan(&oldProject, &oldLen, new(int64)); err != nil {
-			return translate("put memory "+string(m.ID), err)
-		}
-		if oldProject != nil {
-			t.addStats(core.ID(*oldProject), -1, -*oldLen)
-		}
-		t.addStats(m.ProjectID, 1, int64(n))
-		return nil
-	})
+	// The row is queued (see pipeTx) and encoded only when sent: it is
+	// copied now, since the caller owns its slices and map.
+	t.tx.mems = append(t.tx.mems, memRow{m: m.Clone(), terms: ts, n: n})
 	return nil
 }
 
@@ -758,19 +723,12 @@ func (t *tx) AppendChange(ctx context.Context, c *core.Change) error {
 		}
 		t.locked[changeLogLock] = true
 	}
+	// Encoded now: the caller may reuse c's slices once this returns.
 	payload := string(c.Payload)
 	if len(c.Payload) == 0 {
 		payload = "null"
 	}
-	t.tx.changes.Queue(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING pos`,
-		c.Device, int64(c.Seq), int64(c.HLC), string(c.Kind), string(c.ProjectID), string(c.EntityID), payload,
-		encodeVector(c.Vector), string(c.Status), c.Reason).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&c.Pos); err != nil {
-			return translate(fmt.Sprintf("append change %s/%d", c.Device, c.Seq), err)
-		}
-		return nil
-	})
+	t.tx.changes = append(t.tx.changes, changeRow{c: c, v: *c, payload: payload, vector: encodeVector(c.Vector)})
 	return nil
 }
 
