@@ -12,12 +12,12 @@ func benchCommand() *command {
 	var (
 		store, dataset string
 		n, q, dim      int
-		batch          int
+		batch, loaders int
 	)
 	return &command{
 		name:    "bench",
 		summary: "measure a store: ingest rate, vector and hybrid p50/p99, recall@10, open time, peak RSS",
-		usage:   "--store sqlite|postgres (--dataset DIR | --n N [--dim 768]) [--queries Q] [--batch 1000]",
+		usage:   "--store sqlite|postgres (--dataset DIR | --n N [--dim 768]) [--queries Q] [--batch 1000] [--loaders N]",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&store, "store", native.KindSQLite, "store to measure: sqlite or postgres (postgres from --db or the environment)")
 			fs.StringVar(&dataset, "dataset", "", "a dataset directory in the format of shared/bench/datagen")
@@ -25,6 +25,7 @@ func benchCommand() *command {
 			fs.IntVar(&dim, "dim", 768, "dimension of generated memories")
 			fs.IntVar(&q, "queries", 0, "queries to time (default: all of the dataset's, 200 when generating)")
 			fs.IntVar(&batch, "batch", 1000, "memories per ingest transaction")
+			fs.IntVar(&loaders, "loaders", 0, "concurrent bulk loads (postgres; default GOMAXPROCS, at most 4)")
 		},
 		run: func(e *env, args []string) error {
 			if len(args) > 0 {
@@ -42,7 +43,7 @@ func benchCommand() *command {
 				}
 				d = native.GenerateDataset(n, 200, dim, 42)
 			}
-			cfg := native.BenchConfig{Store: store, Dataset: d, Batch: batch, Queries: q}
+			cfg := native.BenchConfig{Store: store, Dataset: d, Batch: batch, Loaders: loaders, Queries: q}
 			if store == native.KindSQLite {
 				cfg.Path = e.db // a new file, kept afterwards; a temp one if empty
 			}

@@ -210,3 +210,41 @@ func TestConsolidateCommand(t *testing.T) {
 	assert.Equal(t, dry.Merged, real.Merged)
 	assert.Zero(t, run().Writes, "a second run right after the first changes nothing")
 }
+
+// TestBenchStores runs the bench end to end on a small generated set: the
+// JSON has every key, the ingest loads everything (on Postgres through
+// concurrent bulk loads), and the vector leg finds the true neighbours.
+func TestBenchStores(t *testing.T) {
+	t.Parallel()
+	pg := os.Getenv("ATHENA_TEST_PG_URL")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"sqlite", []string{"--store", "sqlite"}},
+		{"postgres", []string{"--store", "postgres", "--db", pg, "--loaders", "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "postgres" && pg == "" {
+				t.Skip("ATHENA_TEST_PG_URL not set; scripts/test.sh provides it")
+			}
+			env := map[string]string{"PWD": "/nowhere", "HOME": t.TempDir()}
+			out, _, err := cli(t, env, append([]string{"--json", "bench", "--n", "500", "--dim", "16", "--queries", "20", "--batch", "40"}, tc.args...)...)
+			require.NoError(t, err)
+			var r map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &r))
+			for _, k := range []string{"store", "n", "dim", "ingest_per_s", "vector_p50_ms", "vector_p99_ms", "hybrid_p50_ms",
+				"hybrid_p99_ms", "recall_at_10", "open_ms", "rss_mb"} {
+				assert.Contains(t, r, k)
+			}
+			assert.EqualValues(t, 500, r["n"])
+			assert.Greater(t, r["ingest_per_s"], 0.0)
+			assert.GreaterOrEqual(t, r["recall_at_10"], 0.9)
+			if tc.name == "postgres" {
+				assert.Contains(t, r["ingest_mode"], "3 concurrent loads")
+				assert.Contains(t, r, "index_build_s")
+			}
+		})
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/athena-edge/athena-edge/core"
@@ -25,8 +27,11 @@ type BenchConfig struct {
 	Path     string           // SQLite: a new database file to create and keep (overrides Dir; must not exist)
 	Postgres pgadapter.Config // Postgres: the server; Bench uses (and drops) a fresh schema
 	Batch    int              // memories per ingest transaction (default 1000)
-	Queries  int              // queries to time (default all of the dataset's)
-	CacheDir string           // wazero compilation cache
+	// Loaders is how many bulk loads run at once on a store that has
+	// BulkLoad (Postgres); 0 means GOMAXPROCS, at most 4.
+	Loaders  int
+	Queries  int    // queries to time (default all of the dataset's)
+	CacheDir string // wazero compilation cache
 	Progress func(stage string, done, total int)
 }
 
@@ -66,6 +71,50 @@ type bulkStore interface {
 	BuildIndexes(ctx context.Context) error
 }
 
+// bulkLoad loads batches with n concurrent BulkLoad calls (each batch is
+// one transaction, on its own connection), reporting the memories loaded
+// so far to progress. It stops at the first error.
+func bulkLoad(ctx context.Context, bs bulkStore, batches [][]core.Memory, n int, progress func(done int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan []core.Memory)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		done  int
+	)
+	for range n {
+		wg.Go(func() {
+			for ms := range next {
+				err := bs.BulkLoad(ctx, ms)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				done += len(ms)
+				progress(done)
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, ms := range batches {
+		select {
+		case next <- ms:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
 // Bench loads the dataset into a fresh store and measures it.
 func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	d := cfg.Dataset
@@ -99,11 +148,16 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	// Ingest.
 	start := time.Now()
 	if bs, ok := b.(bulkStore); ok {
-		res.IngestMode = "bulk COPY without index, then index build"
+		loaders := cfg.Loaders
+		if loaders <= 0 {
+			loaders = min(runtime.GOMAXPROCS(0), 4)
+		}
+		res.IngestMode = fmt.Sprintf("bulk COPY without index, %d concurrent loads of %d, then index build", loaders, cfg.Batch)
 		if err := bs.DropIndexes(ctx); err != nil {
 			return res, err
 		}
 		now := time.Now().UTC().Truncate(time.Millisecond)
+		batches := make([][]core.Memory, 0, d.N/cfg.Batch+1)
 		for lo := 0; lo < d.N; lo += cfg.Batch {
 			hi := min(lo+cfg.Batch, d.N)
 			ms := make([]core.Memory, 0, hi-lo)
@@ -114,10 +168,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 					Confidence: 1, QualityScore: core.Quality(0.5, 1, 0), State: core.StateUnconsolidated, CreatedAt: now, UpdatedAt: now,
 					Version: core.Stamp{HLC: clock.Now(), Device: "bench"}})
 			}
-			if err := bs.BulkLoad(ctx, ms); err != nil {
-				return res, err
-			}
-			cfg.Progress("ingest", hi, d.N)
+			batches = append(batches, ms)
+		}
+		if err := bulkLoad(ctx, bs, batches, loaders, func(done int) { cfg.Progress("ingest", done, d.N) }); err != nil {
+			return res, err
 		}
 		res.IngestPerS = float64(d.N) / time.Since(start).Seconds()
 		t := time.Now()
@@ -150,13 +204,19 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 
 	// Single durable inserts (each its own transaction), and the
-	// incremental rate they imply.
+	// incremental rate they imply. They go to a second project of the same
+	// dimension (same tables and indexes), so that their copies of the
+	// first documents' vectors do not crowd the searched project's answers.
+	xp, err := db.CreateProject(ctx, core.Project{Name: "bench-extra", Path: "/bench-extra", EmbeddingModel: "datagen", EmbeddingDim: d.Dim})
+	if err != nil {
+		return res, fmt.Errorf("bench: %w", err)
+	}
 	var single []float64
 	extra := min(200, d.N)
 	t0 := time.Now()
 	for i := range extra {
 		t := time.Now()
-		if _, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "extra " + d.DocText[i], Embedding: d.Docs[i], EmbeddingModel: "datagen"}); err != nil {
+		if _, err := db.Remember(ctx, core.Memory{ProjectID: xp.ID, Content: "extra " + d.DocText[i], Embedding: d.Docs[i], EmbeddingModel: "datagen"}); err != nil {
 			return res, fmt.Errorf("bench: single insert: %w", err)
 		}
 		single = append(single, ms(time.Since(t)))
