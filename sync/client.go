@@ -836,6 +836,16 @@ func (s *session) pushAll(ctx context.Context) error {
 	}
 }
 
+// Bounds of the pages a change log is read in, by the edge's outbox and
+// the server's pull: pages grow from firstLogPage to maxLogPage (and the
+// DB's MaxK). A message fills its bytes with a few dozen memory changes,
+// and reading (and copying) a thousand 3 KB changes to send thirty was most
+// of the edge's work per batch.
+const (
+	firstLogPage = 64
+	maxLogPage   = 1000
+)
+
 // outbox returns the next own changes after ps, in sequence order, within
 // the batch bounds, and the local log position of the last one.
 func (s *session) outbox(ctx context.Context, ps pushState, maxN, maxBytes int) ([]core.Change, int64, error) {
@@ -845,8 +855,9 @@ func (s *session) outbox(ctx context.Context, ps pushState, maxN, maxBytes int) 
 	size := 0
 	err := s.c.db.View(ctx, func(tx *core.Tx) error {
 		pos := ps.ackPos
-		const page = 1000
-		for {
+		top := min(maxLogPage, s.c.db.Limits().MaxK) // the most one Changes call returns
+		page := min(firstLogPage, top)
+		for ; ; page = min(2*page, top) {
 			cs, err := tx.Changes(ctx, pos, page, "")
 			if err != nil {
 				return err

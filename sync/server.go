@@ -866,9 +866,11 @@ func (cc *srvConn) pull(m *pullMsg, log *slog.Logger) bool {
 	start := s.cfg.Now() // every change committed before this is at or before the end of the log read below
 	out := []core.Change{}
 	next, size, more := max(m.After, 0), 0, false
-	const page, maxPages = 1000, 20
+	const maxPages = 20
+	top := min(maxLogPage, s.db.Limits().MaxK)
+	page := min(firstLogPage, top)
 scan:
-	for pages := 0; ; pages++ {
+	for pages := 0; ; pages, page = pages+1, min(2*page, top) {
 		if pages == maxPages {
 			more = true
 			break

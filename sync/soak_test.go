@@ -85,6 +85,15 @@ func TestMiniSoak(t *testing.T) {
 func soakEdge(e *edge, n int, seed uint64, half chan<- struct{}) error {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 99))
+	// The test restarts the server once every edge is halfway; an edge that
+	// fails before that must still count, or the test waits forever
+	// instead of failing.
+	halfway := false
+	defer func() {
+		if !halfway {
+			half <- struct{}{}
+		}
+	}()
 	var own []core.ID
 	for i := range n {
 		m, err := e.db.Remember(ctx, core.Memory{ProjectID: e.project, Content: fmt.Sprintf("%s memory %d", e.db.Device(), i), Embedding: vec(), EmbeddingModel: "test"})
@@ -119,6 +128,7 @@ func soakEdge(e *edge, n int, seed uint64, half chan<- struct{}) error {
 		}
 		if i == n/2 {
 			half <- struct{}{}
+			halfway = true
 		}
 	}
 	return nil

@@ -4,10 +4,14 @@ package edgesync_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
-	"github.com/athena-edge/athena-edge/core"
 	"github.com/stretchr/testify/require"
+
+	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/core/memstore"
+	edgesync "github.com/athena-edge/athena-edge/sync"
 )
 
 func TestPushAckPullRoundTrip(t *testing.T) {
@@ -48,4 +52,40 @@ func TestPushAckPullRoundTrip(t *testing.T) {
 	require.Equal(t, int64(1), status.Servers[0].Pulled)
 	requireExactlyOnce(t, h.db, a)
 	requireExactlyOnce(t, h.db, b)
+}
+
+// TestPushReadsTheOutboxInPages: the outbox is read in pages that grow
+// from a few dozen changes up to the DB's MaxK, and other devices' changes
+// sit between an edge's own in its log. However small MaxK is, every own
+// change is pushed, once, in order.
+func TestPushReadsTheOutboxInPages(t *testing.T) {
+	t.Parallel()
+	for _, maxK := range []int{1, 3, 1000} {
+		t.Run(fmt.Sprint("MaxK ", maxK), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, edgesyncCfg())
+			other := h.edge("other")
+			db := core.New(memstore.New(), core.Config{Device: "small", Limits: core.Limits{MaxK: maxK}})
+			small := h.edge("small", func(c *edgesync.ClientConfig) { c.DB, c.BatchSize = db, 7 })
+			small.db = db
+			p, err := small.db.CreateProject(t.Context(), core.Project{Name: "proj", Path: "/proj", EmbeddingModel: "test", EmbeddingDim: testDim})
+			require.NoError(t, err)
+			small.project = p.ID
+			for round := range 3 {
+				for i := range 20 {
+					other.remember(fmt.Sprintf("other %d %d", round, i))
+					small.remember(fmt.Sprintf("small %d %d", round, i))
+				}
+				other.sync()
+				small.sync() // pulls other's changes between its own
+			}
+			small.sync()
+			require.Equal(t, memories(t, small.db, small.project), memories(t, h.db, small.project))
+			var want []uint64
+			for s := range uint64(61) { // the project and 60 memories
+				want = append(want, s+1)
+			}
+			require.Equal(t, want, deviceLog(t, h.db, "small"))
+		})
+	}
 }
