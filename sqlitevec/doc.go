@@ -91,6 +91,18 @@
 // Filtering happens before ranking, so a filtered query returns K
 // candidates whenever K rows match.
 //
+// # One search, both legs
+//
+// Transactions implement [core.LegsSearcher]: a hybrid search runs the
+// keyword leg and loads its candidates' rows on a second goroutine (which
+// has the connection) while the vector leg scans the in-memory index (which
+// needs none), then loads the vector candidates not loaded yet. Rows are
+// loaded by rid where the index knows it, which skips the UNIQUE(id) index;
+// the index changes only after a commit, so each row read by rid counts
+// only if its id is the one asked for, and any other ID is looked up by ID.
+// At 100K memories this took hybrid search from 4.9–5.7 ms to 3.3–4.7 ms
+// p50 (three alternating runs each).
+//
 // # Index snapshot
 //
 // Close writes the in-memory index (int8 vectors, sign codes, filter

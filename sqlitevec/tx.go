@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -239,27 +240,43 @@ const memoryCols = `rid, id, project_id, content, embedding, embedding_model, me
 // memoryColCount is the number of columns in memoryCols.
 const memoryColCount = 29
 
-// scanMemory reads a row of memoryCols. It fetches every column in one
+// memDecoder reads rows of memoryCols. It fetches every column in one
 // call into SQLite (ColumnsRaw) instead of one call per column: with
-// SQLite in WebAssembly each call costs more than decoding the value.
-// buf is reusable scratch of memoryColCount values.
-func scanMemory(st *sqlite3.Stmt, buf []any) (core.Memory, error) {
-	c := buf[:memoryColCount]
-	if err := st.ColumnsRaw(c...); err != nil {
+// SQLite in WebAssembly each call costs more than decoding the value. It
+// keeps each text column's last value and hands it out again while rows
+// repeat it (project, model, type, state, device...), instead of
+// allocating one string per column per row.
+type memDecoder struct {
+	raw  [memoryColCount]any
+	last [memoryColCount]string
+}
+
+// fetch reads the current row's columns into d.raw.
+func (d *memDecoder) fetch(st *sqlite3.Stmt) error { return st.ColumnsRaw(d.raw[:]...) }
+
+// scan reads a row of memoryCols.
+func (d *memDecoder) scan(st *sqlite3.Stmt) (core.Memory, error) {
+	if err := d.fetch(st); err != nil {
 		return core.Memory{}, err
 	}
+	return d.memory()
+}
+
+// memory decodes the row fetch read.
+func (d *memDecoder) memory() (core.Memory, error) {
+	c := &d.raw
 	m := core.Memory{
-		ID: core.ID(rawText(c[1])), ProjectID: core.ID(rawText(c[2])), Content: rawText(c[3]),
-		Embedding: blobVec(rawBlob(c[4])), EmbeddingModel: rawText(c[5]),
-		MemoryType: core.MemoryType(rawText(c[6])), Domain: rawText(c[7]),
-		SessionID: rawText(c[9]), EventType: rawText(c[10]), CodeLanguage: rawText(c[11]),
-		CodeHash: rawText(c[12]), Usefulness: rawFloat(c[13]), Confidence: rawFloat(c[14]),
-		AccessCount: rawInt(c[15]), QualityScore: rawFloat(c[16]), State: core.State(rawText(c[17])),
-		SupersededBy: core.ID(rawText(c[18])), CreatedAt: fromMS(rawInt(c[19])),
+		ID: core.ID(rawText(c[1])), ProjectID: core.ID(d.text(2)), Content: rawText(c[3]),
+		Embedding: blobVec(rawBlob(c[4])), EmbeddingModel: d.text(5),
+		MemoryType: core.MemoryType(d.text(6)), Domain: d.text(7),
+		SessionID: d.text(9), EventType: d.text(10), CodeLanguage: d.text(11),
+		CodeHash: d.text(12), Usefulness: rawFloat(c[13]), Confidence: rawFloat(c[14]),
+		AccessCount: rawInt(c[15]), QualityScore: rawFloat(c[16]), State: core.State(d.text(17)),
+		SupersededBy: core.ID(d.text(18)), CreatedAt: fromMS(rawInt(c[19])),
 		UpdatedAt: fromMS(rawInt(c[20])), LastAccessed: fromMS(rawInt(c[21])),
 		LastRetrieved: fromMS(rawInt(c[22])), ConsolidatedAt: fromMS(rawInt(c[23])),
-		Version:      core.Stamp{HLC: core.HLC(rawInt(c[24])), Device: rawText(c[25])},
-		StateVersion: core.Stamp{HLC: core.HLC(rawInt(c[26])), Device: rawText(c[27])},
+		Version:      core.Stamp{HLC: core.HLC(rawInt(c[24])), Device: d.text(25)},
+		StateVersion: core.Stamp{HLC: core.HLC(rawInt(c[26])), Device: d.text(27)},
 	}
 	if tags := rawBlob(c[8]); string(tags) == "[]" {
 		m.Tags = []string{} // what json.Unmarshal makes of it, without its cost
@@ -272,6 +289,22 @@ func scanMemory(st *sqlite3.Stmt, buf []any) (core.Memory, error) {
 		}
 	}
 	return m, nil
+}
+
+// text is text column i of the fetched row, the same string as the last
+// row's when the value is the same (strings are immutable: sharing is
+// safe).
+func (d *memDecoder) text(i int) string {
+	b := rawBlob(d.raw[i])
+	if len(b) == 0 {
+		return ""
+	}
+	if s := d.last[i]; s == string(b) {
+		return s
+	}
+	s := string(b)
+	d.last[i] = s
+	return s
 }
 
 // rawText, rawBlob, rawInt and rawFloat convert what ColumnsRaw returns:
@@ -345,9 +378,9 @@ func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memo
 	// Tags and time ranges are checked in Go with core's own Match, so
 	// that filters mean exactly the same on every store.
 	out := []core.Memory{}
-	buf := make([]any, memoryColCount)
+	var d memDecoder
 	err := t.c.query(sql, args, func(st *sqlite3.Stmt) error {
-		m, err := scanMemory(st, buf)
+		m, err := d.scan(st)
 		if err != nil {
 			return err
 		}
@@ -365,47 +398,28 @@ func (t *readTx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memo
 	return out, t.c.wrap("memories", err)
 }
 
-// memoriesByID loads the rows of f.IDs with one statement: the IDs go in
-// as one JSON array and SQLite looks each up by the unique index (no ORDER
-// BY, which would let the planner scan the whole index in order instead).
-// One statement instead of one per ID saves a bind, a reset and a final
-// step per ID, each a call into WebAssembly: ~15% of loading a search's
-// ~90 candidates. JSON cannot carry invalid UTF-8 exactly, so such IDs,
-// and a single ID, are looked up one at a time.
+// memoriesByID loads the rows of f.IDs: by rid where the index knows the
+// ID (loadByRid), the others by ID (memoriesByIDs).
 func (t *readTx) memoriesByID(f *core.MemoryFilter) ([]core.Memory, error) {
 	out := make([]core.Memory, 0, len(f.IDs))
-	buf := make([]any, memoryColCount)
-	row := func(st *sqlite3.Stmt) error {
-		m, err := scanMemory(st, buf)
-		if err != nil {
-			return err
+	d := new(memDecoder)
+	keep := func(m *core.Memory) {
+		if f.Match(m) {
+			out = append(out, *m)
 		}
-		if f.Match(&m) {
-			out = append(out, m)
-		}
-		return nil
 	}
-	if len(f.IDs) > 1 && !slices.ContainsFunc(f.IDs, func(id core.ID) bool { return !utf8.ValidString(string(id)) }) {
-		ids, err := jsonText(f.IDs)
+	rest := f.IDs
+	if len(f.IDs) > 1 {
+		var want []ridWant
+		want, rest = t.wantsOf(f.IDs)
+		missed, err := t.loadByRid(want, d, keep)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitevec: memories: %w", err)
+			return nil, err
 		}
-		// IN (a set) yields each row once, however often its ID repeats.
-		err = t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id IN (SELECT value FROM json_each(?))`, []any{ids}, row)
-		if err != nil {
-			return nil, t.c.wrap("memories", err)
-		}
-	} else {
-		seen := make(map[core.ID]struct{}, len(f.IDs))
-		for _, id := range f.IDs {
-			if _, dup := seen[id]; dup {
-				continue
-			}
-			seen[id] = struct{}{}
-			if err := t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id = ?`, []any{id}, row); err != nil {
-				return nil, t.c.wrap("memories", err)
-			}
-		}
+		rest = append(rest, missed...)
+	}
+	if err := t.memoriesByIDs(rest, d, keep); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b core.Memory) int {
 		if f.Newest {
@@ -417,6 +431,138 @@ func (t *readTx) memoriesByID(f *core.MemoryFilter) ([]core.Memory, error) {
 		out = out[:f.Limit]
 	}
 	return out, nil
+}
+
+// loadMemories loads the rows of want (by rid) and of ids (by ID), each
+// row once, in no particular order.
+func (t *readTx) loadMemories(want []ridWant, ids []core.ID) ([]core.Memory, error) {
+	out := make([]core.Memory, 0, len(want)+len(ids))
+	d := new(memDecoder)
+	keep := func(m *core.Memory) { out = append(out, *m) }
+	missed, err := t.loadByRid(want, d, keep)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.memoriesByIDs(slices.Concat(ids, missed), d, keep); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ridWant is an ID asked for, the rid the index holds it at, and whether
+// that row was read.
+type ridWant struct {
+	rid   int64
+	id    core.ID
+	found bool
+}
+
+// wantsOf pairs each of ids with the rid the index holds it at; it
+// returns the IDs the index does not hold apart.
+func (t *readTx) wantsOf(ids []core.ID) (want []ridWant, rest []core.ID) {
+	rids := t.s.idx.ridsOf(ids, make([]int64, 0, len(ids)))
+	want = make([]ridWant, 0, len(ids))
+	for i, id := range ids {
+		if rids[i] == 0 {
+			rest = append(rest, id)
+		} else {
+			want = append(want, ridWant{rid: rids[i], id: id})
+		}
+	}
+	return want, rest
+}
+
+// loadByRid loads, with one statement, the rows of want by rid, and
+// passes each to keep once. Looking rows up by rid skips the UNIQUE(id)
+// index (a B-tree descent per row): a search's ~95 candidates load ~20%
+// faster. The index is changed only after a commit, so this transaction
+// may see no row at a rid, or another memory's: a row counts only if its
+// id column is the ID asked for (IDs are unique, so it is then the row
+// the ID lookup finds). It returns the IDs it did not find, for
+// memoriesByIDs. It sorts want.
+func (t *readTx) loadByRid(want []ridWant, d *memDecoder, keep func(*core.Memory)) ([]core.ID, error) {
+	slices.SortFunc(want, func(a, b ridWant) int { return cmp.Or(cmp.Compare(a.rid, b.rid), cmp.Compare(a.id, b.id)) })
+	want = slices.CompactFunc(want, func(a, b ridWant) bool { return a.rid == b.rid && a.id == b.id })
+	if len(want) == 0 {
+		return nil, nil
+	}
+	list := make([]byte, 0, 12*len(want))
+	for i, w := range want {
+		list = append(list, ',')
+		if i == 0 {
+			list[0] = '['
+		}
+		list = strconv.AppendInt(list, w.rid, 10)
+	}
+	list = append(list, ']')
+	// IN (a set) yields each row once; rows come in rid order.
+	err := t.c.query(`SELECT `+memoryCols+` FROM memories WHERE rid IN (SELECT value FROM json_each(?))`, []any{string(list)},
+		func(st *sqlite3.Stmt) error {
+			if err := d.fetch(st); err != nil {
+				return err
+			}
+			rid, id := rawInt(d.raw[0]), rawBlob(d.raw[1])
+			i, ok := slices.BinarySearchFunc(want, rid, func(w ridWant, rid int64) int { return cmp.Compare(w.rid, rid) })
+			if !ok || string(want[i].id) != string(id) {
+				return nil // not the row asked for: left to the ID lookup
+			}
+			want[i].found = true
+			m, err := d.memory()
+			if err != nil {
+				return err
+			}
+			keep(&m)
+			return nil
+		})
+	if err != nil {
+		return nil, t.c.wrap("memories", err)
+	}
+	var missed []core.ID
+	for _, w := range want {
+		if !w.found {
+			missed = append(missed, w.id)
+		}
+	}
+	return missed, nil
+}
+
+// memoriesByIDs loads the rows of ids with one statement: the IDs go in
+// as one JSON array and SQLite looks each up by the unique index (no ORDER
+// BY, which would let the planner scan the whole index in order instead).
+// One statement instead of one per ID saves a bind, a reset and a final
+// step per ID, each a call into WebAssembly: ~15% of loading a search's
+// ~90 candidates. JSON cannot carry invalid UTF-8 exactly, so such IDs,
+// and a single ID, are looked up one at a time. Each row found is passed
+// to keep once.
+func (t *readTx) memoriesByIDs(ids []core.ID, d *memDecoder, keep func(*core.Memory)) error {
+	row := func(st *sqlite3.Stmt) error {
+		m, err := d.scan(st)
+		if err != nil {
+			return err
+		}
+		keep(&m)
+		return nil
+	}
+	if len(ids) > 1 && !slices.ContainsFunc(ids, func(id core.ID) bool { return !utf8.ValidString(string(id)) }) {
+		list, err := jsonText(ids)
+		if err != nil {
+			return fmt.Errorf("sqlitevec: memories: %w", err)
+		}
+		// IN (a set) yields each row once, however often its ID repeats.
+		err = t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id IN (SELECT value FROM json_each(?))`, []any{list}, row)
+		return t.c.wrap("memories", err)
+	}
+	seen := make(map[core.ID]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		if err := t.c.query(`SELECT `+memoryCols+` FROM memories WHERE id = ?`, []any{id}, row); err != nil {
+			return t.c.wrap("memories", err)
+		}
+	}
+	return nil
 }
 
 var errStop = fmt.Errorf("stop")

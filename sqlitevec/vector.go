@@ -3,6 +3,7 @@ package sqlitevec
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"math/bits"
 	"runtime"
@@ -40,13 +41,22 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := []core.Candidate{}
+	cands, exact, err := t.vectorLeg(&leg, t.vectorScan(&leg))
+	if err != nil {
+		return nil, err
+	}
+	return candidates(cands, exact), nil
+}
+
+// vectorScan is the part of the vector leg done in the index: each
+// row's int8 estimate, best first. It does not use the connection.
+func (t *readTx) vectorScan(leg *core.VectorLeg) vecScan {
 	if leg.K <= 0 || len(leg.Vector) == 0 {
-		return out, nil
+		return vecScan{}
 	}
 	qv := quantize(leg.Vector)
 	if qv == nil {
-		return out, nil
+		return vecScan{}
 	}
 	q := normalized(leg.Vector)
 	cfg := &t.s.cfg
@@ -87,7 +97,7 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 			sc.short = short
 			// Integer scores pick the best few; float query × int8 orders them.
 			if keep := max(4*leg.K, 64); len(short) > keep {
-				slices.SortFunc(short, func(a, b approx) int { return cmp.Compare(b.score, a.score) })
+				selectTop(short, keep, func(a, b approx) int { return cmp.Compare(b.score, a.score) })
 				short = short[:keep]
 			}
 			sc.slots = sc.slots[:0]
@@ -99,20 +109,148 @@ func (t *readTx) VectorLeg(ctx context.Context, leg core.VectorLeg) ([]core.Cand
 	}
 	ix.mu.RUnlock()
 
-	slices.SortFunc(cands, func(a, b scored) int { return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.id, b.id)) })
-	if exact {
-		var err error
-		if cands, err = t.rescoreExact(q, cands, leg.K); err != nil {
-			return nil, err
-		}
-	}
-	if len(cands) > leg.K {
+	byScore := func(a, b scored) int { return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.id, b.id)) }
+	if !exact && len(cands) > leg.K {
+		// Only the best K are kept (see vectorLeg): they are the same K
+		// whatever the order of the rest, since IDs break ties.
+		selectTop(cands, leg.K, byScore)
 		cands = cands[:leg.K]
 	}
+	slices.SortFunc(cands, byScore)
+	return vecScan{q: q, cands: cands, exact: exact}
+}
+
+// vecScan is what vectorScan found.
+type vecScan struct {
+	q     []float32 // the normalized query
+	cands []scored
+	exact bool // the exact mode: cands need rescoreExact
+}
+
+// vectorLeg finishes the vector leg from its scan: the exact mode
+// rescores with the connection; then the best leg.K are kept.
+func (t *readTx) vectorLeg(leg *core.VectorLeg, vs vecScan) ([]scored, bool, error) {
+	cands := vs.cands
+	if vs.exact {
+		var err error
+		if cands, err = t.rescoreExact(vs.q, cands, leg.K); err != nil {
+			return nil, false, err
+		}
+	}
+	if k := max(leg.K, 0); len(cands) > k {
+		cands = cands[:k]
+	}
+	return cands, vs.exact, nil
+}
+
+// candidates turns the vector leg's rows into its answer.
+func candidates(cands []scored, exact bool) []core.Candidate {
+	out := make([]core.Candidate, 0, len(cands))
 	for _, c := range cands {
 		out = append(out, core.Candidate{ID: c.id, Score: float64(c.score), Exact: exact})
 	}
-	return out, nil
+	return out
+}
+
+// SearchLegs implements core.LegsSearcher. With two legs and two cores,
+// the keyword leg and the loading of its candidates run on another
+// goroutine, with the connection, while this one scans the index for the
+// vector leg (which needs no connection), whose serial phases leave a
+// core idle; then the vector candidates the keyword leg did not have are
+// loaded, by the rids the scan found (no lookup in index.byID).
+func (t *readTx) SearchLegs(ctx context.Context, req core.LegsRequest) (core.LegsResult, error) {
+	return t.searchLegs(ctx, req, t.KeywordLeg)
+}
+
+// SearchLegs in a write transaction runs its own keyword leg (see
+// writeTx.KeywordLeg).
+func (t *writeTx) SearchLegs(ctx context.Context, req core.LegsRequest) (core.LegsResult, error) {
+	return t.searchLegs(ctx, req, t.KeywordLeg)
+}
+
+var (
+	_ core.LegsSearcher = (*readTx)(nil)
+	_ core.LegsSearcher = (*writeTx)(nil)
+)
+
+// kwSide is the keyword leg's result and its candidates' rows.
+type kwSide struct {
+	res core.KeywordResult
+	ms  []core.Memory
+	err error
+}
+
+func (t *readTx) searchLegs(ctx context.Context, req core.LegsRequest,
+	keyword func(context.Context, core.KeywordLeg) (core.KeywordResult, error)) (core.LegsResult, error) {
+	if err := ctx.Err(); err != nil {
+		return core.LegsResult{}, err
+	}
+	runKeyword := func() (kw kwSide) {
+		if kw.res, kw.err = keyword(ctx, *req.Keyword); kw.err != nil {
+			kw.err = fmt.Errorf("keyword leg: %w", kw.err)
+			return kw
+		}
+		want, rest := t.wantsOf(candidateIDs(kw.res.Candidates))
+		if kw.ms, kw.err = t.loadMemories(want, rest); kw.err != nil {
+			kw.err = fmt.Errorf("load candidates: %w", kw.err)
+		}
+		return kw
+	}
+	var kwc chan kwSide
+	var kw kwSide
+	if req.Keyword != nil && req.Vector != nil && runtime.GOMAXPROCS(0) > 1 {
+		kwc = make(chan kwSide, 1)
+		go func() { kwc <- runKeyword() }()
+	} else if req.Keyword != nil {
+		if kw = runKeyword(); kw.err != nil {
+			return core.LegsResult{}, kw.err
+		}
+	}
+	var vs vecScan
+	if req.Vector != nil {
+		vs = t.vectorScan(req.Vector)
+	}
+	if kwc != nil {
+		// The connection is this goroutine's again once kwc delivers.
+		if kw = <-kwc; kw.err != nil {
+			return core.LegsResult{}, kw.err
+		}
+	}
+	res := core.LegsResult{Keyword: kw.res, Memories: kw.ms}
+	if req.Vector != nil {
+		cands, exact, err := t.vectorLeg(req.Vector, vs)
+		if err != nil {
+			return core.LegsResult{}, fmt.Errorf("vector leg: %w", err)
+		}
+		res.Vector = candidates(cands, exact)
+		loaded := make(map[core.ID]struct{}, len(kw.res.Candidates))
+		for _, c := range kw.res.Candidates {
+			loaded[c.ID] = struct{}{}
+		}
+		want := make([]ridWant, 0, len(cands))
+		for _, c := range cands {
+			if _, ok := loaded[c.id]; !ok {
+				want = append(want, ridWant{rid: c.rid, id: c.id})
+			}
+		}
+		ms, err := t.loadMemories(want, nil)
+		if err != nil {
+			return core.LegsResult{}, fmt.Errorf("load candidates: %w", err)
+		}
+		res.Memories = append(res.Memories, ms...)
+	}
+	if res.Memories == nil {
+		res.Memories = []core.Memory{}
+	}
+	return res, nil
+}
+
+func candidateIDs(cs []core.Candidate) []core.ID {
+	ids := make([]core.ID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	return ids
 }
 
 // rescoreExact turns int8 estimates, sorted best first, into the exact top
@@ -204,9 +342,17 @@ func (p *part) scoreApprox(qv *qvec, slots []int32, out []approx) []approx {
 	base := len(out)
 	out = slices.Grow(out, len(slots))[:base+len(slots)]
 	score := func(lo, hi int) {
-		for i, s := range slots[lo:hi] {
-			d := float32(dotI8I8(q, p.q8[int(s)*p.dim:int(s+1)*p.dim])) * qv.scale * p.scale[s]
-			out[base+lo+i] = approx{score: d, slot: s}
+		ss, o := slots[lo:hi], out[base+lo:base+hi]
+		i := 0
+		for ; i+1 < len(ss); i += 2 {
+			s, t := ss[i], ss[i+1]
+			ds, dt := dotI8I8x2(q, p.q8[int(s)*p.dim:int(s+1)*p.dim], p.q8[int(t)*p.dim:int(t+1)*p.dim])
+			o[i] = approx{score: float32(ds) * qv.scale * p.scale[s], slot: s}
+			o[i+1] = approx{score: float32(dt) * qv.scale * p.scale[t], slot: t}
+		}
+		if i < len(ss) {
+			s := ss[i]
+			o[i] = approx{score: float32(dotI8I8(q, p.q8[int(s)*p.dim:int(s+1)*p.dim])) * qv.scale * p.scale[s], slot: s}
 		}
 	}
 	if len(slots) < 512 || runtime.GOMAXPROCS(0) < 2 {
@@ -237,6 +383,87 @@ func dotI8I8(a, b []int8) int32 {
 		s0 += int32(a[i]) * int32(b[i])
 	}
 	return s0 + s1 + s2 + s3
+}
+
+// dotI8I8x2 is (Σ a[i]·b[i], Σ a[i]·c[i]), exactly, with one multiply
+// per i instead of two: b[i] and c[i] go into the low and high halves of
+// one int64, and a[i] times it adds a[i]·b[i] + a[i]·c[i]·2³² to the sum.
+// With at most maxDimX2 dimensions each dot product is below 2³⁰ in
+// magnitude, so the sum is exact (below 2⁶³) and its low 32 bits, read
+// as a signed number, are the first dot product.
+func dotI8I8x2(a, b, c []int8) (int32, int32) {
+	if len(a) > maxDimX2 {
+		return dotI8I8(a, b), dotI8I8(a, c)
+	}
+	b, c = b[:len(a)], c[:len(a)]
+	var s0, s1, s2, s3 int64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		aa, bb, cc := a[i:i+4:i+4], b[i:i+4:i+4], c[i:i+4:i+4]
+		s0 += int64(aa[0]) * (int64(bb[0]) + int64(cc[0])<<32)
+		s1 += int64(aa[1]) * (int64(bb[1]) + int64(cc[1])<<32)
+		s2 += int64(aa[2]) * (int64(bb[2]) + int64(cc[2])<<32)
+		s3 += int64(aa[3]) * (int64(bb[3]) + int64(cc[3])<<32)
+	}
+	for ; i < len(a); i++ {
+		s0 += int64(a[i]) * (int64(b[i]) + int64(c[i])<<32)
+	}
+	s := s0 + s1 + s2 + s3
+	lo := int32(s)
+	return lo, int32((s - int64(lo)) >> 32)
+}
+
+// maxDimX2 is the most dimensions dotI8I8x2 pairs products for: 2¹⁶·128²
+// is 2³⁰.
+const maxDimX2 = 1 << 16
+
+// selectTop reorders s so that its first k elements are the k first in
+// the order of cmp (in no particular order among themselves): a
+// quickselect, O(len(s)) where sorting to keep a fifth of a shortlist
+// cost ten times as much.
+func selectTop[T any](s []T, k int, cmp func(a, b T) int) {
+	if k <= 0 || k >= len(s) {
+		return
+	}
+	// Put the k-th element (index t) in its place, the others on its side.
+	t, lo, hi := k-1, 0, len(s)-1
+	for lo < hi {
+		// Median of three as the pivot; Hoare partition around it.
+		mid := lo + (hi-lo)/2
+		if cmp(s[mid], s[lo]) < 0 {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if cmp(s[hi], s[lo]) < 0 {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if cmp(s[hi], s[mid]) < 0 {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for cmp(s[i], pivot) < 0 {
+				i++
+			}
+			for cmp(pivot, s[j]) < 0 {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		// s[lo..j] ≤ pivot ≤ s[i..hi], and s[j+1..i-1] = pivot.
+		switch {
+		case t <= j:
+			hi = j
+		case t >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }
 
 // scoreAll appends the int8 estimate of every slot.
@@ -389,7 +616,10 @@ func (sc *vecScratch) matched(n int) []int32 {
 }
 
 // shortlist returns the n matching slots of the last scan with the
-// smallest distances (ties at the cut taken in slot order).
+// smallest distances (ties at the cut taken in slot order). It tests
+// four distances at a time (SWAR: a lane below the limit borrows into
+// its top bit, which is clear in every distance and set in noDist) and
+// looks at each only in the rare groups that hold one to take.
 func (sc *vecScratch) shortlist(n int) []int32 {
 	cut, acc := 0, 0
 	for cut = range sc.hist {
@@ -401,13 +631,32 @@ func (sc *vecScratch) shortlist(n int) []int32 {
 	ties := n - acc // slots wanted at distance cut
 	out := slices.Grow(sc.slots[:0], n)
 	c := uint16(cut)
-	for slot, d := range sc.dist {
+	take := func(slot int, d uint16) {
 		if d < c || d == c && ties > 0 {
 			if d == c {
 				ties--
 			}
 			out = append(out, int32(slot))
 		}
+	}
+	dist := sc.dist
+	lim := uint64(cut+1) * 0x0001_0001_0001_0001 // cut+1 in each lane
+	groups := len(dist) / 4
+	if cut >= 1<<15 {
+		groups = 0 // the lanes' top bits would not tell
+	}
+	for g := range groups {
+		d4 := dist[4*g : 4*g+4 : 4*g+4]
+		x := uint64(d4[0]) | uint64(d4[1])<<16 | uint64(d4[2])<<32 | uint64(d4[3])<<48
+		if (x-lim)&^x&0x8000_8000_8000_8000 == 0 {
+			continue // no lane below cut+1
+		}
+		for i, d := range d4 {
+			take(4*g+i, d)
+		}
+	}
+	for slot := 4 * groups; slot < len(dist); slot++ {
+		take(slot, dist[slot])
 	}
 	return out
 }
