@@ -110,10 +110,13 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Chan
 		if err != nil {
 			return "", "", err
 		}
+		var in *Memory // a put's payload, decoded once for validation and merge
 		if c.Kind == KindMemoryPut && !dead {
-			if err := tx.validateRemoteMemory(ctx, b, c); err != nil {
+			m, err := tx.validateRemoteMemory(ctx, b, c)
+			if err != nil {
 				return StatusRejected, err.Error(), nil
 			}
+			in = &m
 		}
 		if c.Kind == KindMemoryState && !dead && cur != nil {
 			var p StatePayload
@@ -125,7 +128,7 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Chan
 				}
 			}
 		}
-		eff := MergeMemory(cur, dead, c)
+		eff := mergeMemory(cur, dead, c, in)
 		if eff.Status != StatusApplied {
 			return eff.Status, eff.Reason, nil
 		}
@@ -222,20 +225,24 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Chan
 }
 
 // validateRemoteMemory applies the same validator a local write gets.
-func (tx *Tx) validateRemoteMemory(ctx context.Context, b *applyBatch, c *Change) error {
+// validateRemoteMemory decodes a memory.put's payload and checks it as a
+// local write would be checked. It returns the payload as decoded, not as
+// validation normalized it: the merge takes the writer's values.
+func (tx *Tx) validateRemoteMemory(ctx context.Context, b *applyBatch, c *Change) (Memory, error) {
 	var m Memory
 	if err := decodePayload(c, &m); err != nil {
-		return err
+		return m, err
 	}
 	if _, err := ParseID(string(c.EntityID)); err != nil {
-		return err
+		return m, err
 	}
 	p, err := b.project(ctx, tx.r, c.ProjectID)
 	if err != nil {
-		return fmt.Errorf("project_id: %w", err)
+		return m, fmt.Errorf("project_id: %w", err)
 	}
-	m.Embedding = c.Vector
-	return tx.db.limits.ValidateMemory(&m, &p)
+	v := m // ValidateMemory fills defaults in v; NormalizeTags returns a new slice
+	v.Embedding = c.Vector
+	return m, tx.db.limits.ValidateMemory(&v, &p)
 }
 
 // mergeRecord is last-writer-wins for records other than memories and

@@ -131,6 +131,12 @@ type Effect struct {
 // idempotent, commutative and associative, so replicas that see the same
 // set of changes in any order converge.
 func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
+	return mergeMemory(cur, tombstoned, c, nil)
+}
+
+// mergeMemory is MergeMemory with a memory.put's payload already decoded
+// (in), or nil to decode it here.
+func mergeMemory(cur *Memory, tombstoned bool, c *Change, in *Memory) Effect {
 	if tombstoned {
 		return Effect{Status: StatusSuperseded, Reason: "memory was deleted"}
 	}
@@ -138,15 +144,17 @@ func MergeMemory(cur *Memory, tombstoned bool, c *Change) Effect {
 	case KindMemoryDelete:
 		return Effect{Status: StatusApplied, Delete: true}
 	case KindMemoryPut:
-		var in Memory
-		if err := decodePayload(c, &in); err != nil {
-			return Effect{Status: StatusRejected, Reason: err.Error()}
+		if in == nil {
+			in = new(Memory)
+			if err := decodePayload(c, in); err != nil {
+				return Effect{Status: StatusRejected, Reason: err.Error()}
+			}
 		}
 		in.ID, in.ProjectID, in.Embedding = c.EntityID, c.ProjectID, c.Vector
 		in.Version = c.Stamp()
 		if cur == nil {
-			createMemory(&in)
-			return Effect{Status: StatusApplied, Memory: &in}
+			createMemory(in)
+			return Effect{Status: StatusApplied, Memory: in}
 		}
 		if !in.Version.After(cur.Version) {
 			return Effect{Status: StatusSuperseded, Reason: "an equal or newer write already won"}
