@@ -87,6 +87,10 @@
 //     scored with integer
 //     int8×int8 dot products (the query quantized too), and the best
 //     max(4K, 64) of those are re-ordered with the float32 query × int8.
+//     In a project of at least 16K rows the scan reads only the first 256
+//     bits of each code (a separate 32-byte-a-row array, built on the
+//     first search) and ranks four times the shortlist's rows by their
+//     whole code.
 //
 // Filtering happens before ranking, so a filtered query returns K
 // candidates whenever K rows match.
