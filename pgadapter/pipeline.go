@@ -269,17 +269,12 @@ func (p *pipeTx) queueChanges(b *pgx.Batch) {
 			payloads[i], vecs[i] = r.payload, r.vector
 			byKey[changeKey{c.Device, int64(c.Seq)}] = r.c
 		}
-		op := "append changes"
-		if n == 1 {
-			op = "append change " + chunk[0].v.Device + "/" + strconv.FormatUint(chunk[0].v.Seq, 10)
+		op, q, args := "append changes", appendChangesSQL, []any{devices, seqs, hlcs, kinds, projects, entities, payloads, vecs, statuses, reasons}
+		if n == 1 { // one row as plain parameters, as for a lone memory row
+			op, q = "append change "+devices[0]+"/"+strconv.FormatInt(seqs[0], 10), appendChangeSQL
+			args = []any{devices[0], seqs[0], hlcs[0], kinds[0], projects[0], entities[0], payloads[0], vecs[0], statuses[0], reasons[0]}
 		}
-		b.Queue(`INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
-			SELECT device, seq, hlc, kind, project_id, entity_id, payload::json, vector, status, reason
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
-				$9::text[], $10::text[]) WITH ORDINALITY
-				AS u(device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason, n)
-			ORDER BY n RETURNING pos, device, seq`,
-			devices, seqs, hlcs, kinds, projects, entities, payloads, vecs, statuses, reasons).Query(func(rs pgx.Rows) error {
+		b.Queue(q, args...).Query(func(rs pgx.Rows) error {
 			for rs.Next() {
 				var k changeKey
 				var pos int64
@@ -297,6 +292,19 @@ func (p *pipeTx) queueChanges(b *pgx.Batch) {
 		})
 	}
 }
+
+// appendChangesSQL inserts change-log entries given as one array per
+// column, in array order, and returns their positions.
+const appendChangesSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
+	SELECT device, seq, hlc, kind, project_id, entity_id, payload::json, vector, status, reason
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
+		$9::text[], $10::text[]) WITH ORDINALITY
+		AS u(device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason, n)
+	ORDER BY n RETURNING pos, device, seq`
+
+// appendChangeSQL is appendChangesSQL for one entry.
+const appendChangeSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING pos, device, seq`
 
 type changeKey struct {
 	device string
