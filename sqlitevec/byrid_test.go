@@ -22,6 +22,24 @@ func memoryIDs(ms []core.Memory) []core.ID {
 	return ids
 }
 
+// seedMemories opens a store (in memory, or in a file when onDisk) and
+// remembers n memories of dimension 8 in one project.
+func seedMemories(t *testing.T, onDisk bool, n int) (*Store, *core.DB, core.Project, []core.Memory) {
+	t.Helper()
+	ctx := context.Background()
+	s := openTest(t, onDisk)
+	db := core.New(s, core.Config{})
+	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 8})
+	require.NoError(t, err)
+	ms := make([]core.Memory, 0, n)
+	for i := range n {
+		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("memory %d", i), Embedding: unitVec(uint64(i), 8)})
+		require.NoError(t, err)
+		ms = append(ms, m)
+	}
+	return s, db, p, ms
+}
+
 // byIDsOnly loads ids the way memoriesByID did before rids: by the
 // UNIQUE(id) index only, sorted by ID.
 func byIDsOnly(t *testing.T, r core.ReadTx, ids []core.ID) []core.Memory {
@@ -39,16 +57,7 @@ func byIDsOnly(t *testing.T, r core.ReadTx, ids []core.ID) []core.Memory {
 func TestMemoriesByStaleRid(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openTest(t, true)
-	db := core.New(s, core.Config{})
-	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 8})
-	require.NoError(t, err)
-	var ms []core.Memory
-	for i := range 4 {
-		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("memory %d", i), Embedding: unitVec(uint64(i), 8)})
-		require.NoError(t, err)
-		ms = append(ms, m)
-	}
+	s, db, p, ms := seedMemories(t, true, 4)
 	last := ms[len(ms)-1] // the highest rid: SQLite gives it to the next row once it is deleted
 	lastRid := s.idx.ridsOf([]core.ID{last.ID}, nil)[0]
 	require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
@@ -102,16 +111,8 @@ func TestMemoriesByStaleRid(t *testing.T) {
 func TestMemoriesByWrongRid(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openTest(t, false)
-	db := core.New(s, core.Config{})
-	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 8})
-	require.NoError(t, err)
-	var ids []core.ID
-	for i := range 3 {
-		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("memory %d", i), Embedding: unitVec(uint64(i), 8)})
-		require.NoError(t, err)
-		ids = append(ids, m.ID)
-	}
+	s, _, _, ms := seedMemories(t, false, 3)
+	ids := memoryIDs(ms)
 	rids := s.idx.ridsOf(ids, nil)
 	s.idx.mu.Lock()
 	s.idx.byID[s.idx.idKey(ids[0])] = uint32(rids[1]) // another memory's row

@@ -135,17 +135,8 @@ func TestPutMetadataOnly(t *testing.T) {
 func TestMemoriesByID(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openTest(t, false)
-	db := core.New(s, core.Config{})
-	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 8})
-	require.NoError(t, err)
-	var ids []core.ID
-	for i := range 4 {
-		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "memory " + string(rune('a'+i)),
-			Embedding: unitVec(uint64(i), 8)})
-		require.NoError(t, err)
-		ids = append(ids, m.ID)
-	}
+	s, _, _, ms := seedMemories(t, false, 4)
+	ids := memoryIDs(ms)
 	// IDs made in one millisecond need not sort in creation order; the
 	// cases below are in ID order.
 	slices.Sort(ids)
