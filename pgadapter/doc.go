@@ -91,8 +91,11 @@
 // Embeddings are stored inline (STORAGE MAIN, toast_tuple_target 8160,
 // migration 5): a 768-d vector no longer goes to the TOAST table, so
 // rescoring, loading candidates, COPY and index builds read one row, not
-// a TOAST lookup. DropIndexes also drops the keyword and tag GIN indexes,
-// which BuildIndexes recreates.
+// a TOAST lookup. DropIndexes also drops the keyword and tag GIN indexes
+// and the dimension foreign key, which BuildIndexes recreates; BulkLoad
+// checks each memory's project and dimension itself, once per load. The
+// keyword column takes core's terms as lexemes (array_to_tsvector,
+// migration 8), so no text parser runs over them again.
 //
 // # Concurrency
 //

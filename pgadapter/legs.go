@@ -186,10 +186,10 @@ func safeTerms(in []string) []string {
 // frequency counted through the GIN index. One statement answers, the
 // keyword part of SearchLegs's (keywordCTEs), planned for its arguments.
 //
-// Each term is quoted as a tsquery lexeme and parsed by
-// to_tsquery('simple', ...), the configuration the tsvector was built
-// with; terms are letters and digits only (others are dropped), so the
-// quoting cannot be escaped.
+// Each term is quoted as a tsquery lexeme and cast to tsquery, which
+// keeps it as it is, as the tsvector keeps core's terms (migration 8);
+// terms are letters and digits only (others are dropped), so the quoting
+// cannot be escaped.
 func (t *tx) KeywordLeg(ctx context.Context, leg core.KeywordLeg) (core.KeywordResult, error) {
 	res := core.KeywordResult{Candidates: []core.Candidate{}, Stats: core.CorpusStats{DF: map[string]int64{}}}
 	if leg.Limit < 0 {

@@ -312,7 +312,7 @@ func keywordCTEs(ctes []string, kl *core.KeywordLeg, terms []string, project str
 		ok = where(&kl.Filter, args, false)
 	}
 	ctes = append(ctes,
-		`kt AS MATERIALIZED (SELECT u.t, u.n, to_tsquery('simple', '''' || u.t || '''') AS tq
+		`kt AS MATERIALIZED (SELECT u.t, u.n, ('''' || u.t || '''')::tsquery AS tq
 			FROM unnest(`+tv+`::text[]) WITH ORDINALITY AS u(t, n))`,
 		`kh AS MATERIALIZED (SELECT kt.n, h.id, h.doc_len, h.p, h.ok FROM kt CROSS JOIN LATERAL
 			(SELECT m.id, m.doc_len, `+inProject+` AS p, `+ok+` AS ok FROM memories m WHERE m.tsv @@ kt.tq`+scope+`) h)`,

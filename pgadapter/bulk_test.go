@@ -1,0 +1,164 @@
+package pgadapter
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/athena-edge/athena-edge/core"
+)
+
+// hasDimFKey reports whether the memories' dimension foreign key exists.
+func hasDimFKey(t *testing.T, s *Store) bool {
+	t.Helper()
+	var ok bool
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_constraint
+		WHERE conrelid = 'memories'::regclass AND conname = 'memories_project_dim_fkey')`).Scan(&ok))
+	return ok
+}
+
+// TestBulkLoadChecksProjects: BulkLoad refuses a memory whose project is
+// missing or whose vector has another dimension, writing nothing of the
+// load, with or without the dimension foreign key (DropIndexes drops it).
+func TestBulkLoadChecksProjects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, dropped := range []bool{false, true} {
+		for _, tc := range []struct {
+			name string
+			bad  func(m *core.Memory)
+			want error
+		}{
+			{"unknown project", func(m *core.Memory) { m.ProjectID = "no-such-project" }, core.ErrNotFound},
+			{"wrong dimension", func(m *core.Memory) { m.Embedding = m.Embedding[:3] }, core.ErrDimMismatch},
+			{"no vector", func(m *core.Memory) { m.Embedding = nil }, core.ErrDimMismatch},
+			{"valid", func(*core.Memory) {}, nil},
+		} {
+			name := tc.name
+			if dropped {
+				name += " without foreign key"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
+				db := core.New(s, core.Config{Device: "loader"})
+				p, err := db.CreateProject(ctx, core.Project{Name: "bulk", Path: "/bulk", EmbeddingModel: "m", EmbeddingDim: 4})
+				require.NoError(t, err)
+				if dropped {
+					require.NoError(t, s.DropIndexes(ctx))
+					require.False(t, hasDimFKey(t, s))
+				}
+				now := time.Now().UTC().Truncate(time.Millisecond)
+				ms := make([]core.Memory, 3)
+				for i := range ms {
+					ms[i] = core.Memory{ID: core.NewID(now), ProjectID: p.ID, Content: "bulk memory", Embedding: []float32{1, 0, 0, 0},
+						MemoryType: core.TypeFact, State: core.StateUnconsolidated, Tags: []string{}, CreatedAt: now, UpdatedAt: now}
+				}
+				tc.bad(&ms[1])
+				err = s.BulkLoad(ctx, ms)
+				var n int
+				require.NoError(t, s.pool.QueryRow(ctx, "SELECT count(*) FROM memories").Scan(&n))
+				if tc.want == nil {
+					require.NoError(t, err)
+					require.Equal(t, len(ms), n)
+					return
+				}
+				require.ErrorIs(t, err, tc.want)
+				require.ErrorContains(t, err, string(ms[1].ID), "the error names the memory")
+				require.Zero(t, n, "a refused load writes nothing")
+			})
+		}
+	}
+}
+
+// TestBuildIndexesRestoresDimKey: BuildIndexes adds back the foreign key
+// DropIndexes dropped, and a row written meanwhile with a vector of another
+// dimension than its project's fails it with core.ErrDimMismatch.
+func TestBuildIndexesRestoresDimKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
+	db := core.New(s, core.Config{Device: "loader"})
+	p, err := db.CreateProject(ctx, core.Project{Name: "bulk", Path: "/bulk", EmbeddingModel: "m", EmbeddingDim: 4})
+	require.NoError(t, err)
+	require.NoError(t, s.DropIndexes(ctx))
+	require.False(t, hasDimFKey(t, s))
+	_, err = s.pool.Exec(ctx, `INSERT INTO memories (id, project_id, content, terms, doc_len, embedding, embedding_dim, memory_type, state)
+		VALUES ('bad', $1, 'x', 'x', 1, $2, 3, 'fact', 'unconsolidated')`, string(p.ID), pgvector.NewVector([]float32{1, 0, 0}))
+	require.NoError(t, err, "without the key, only core and BulkLoad check a dimension")
+	require.ErrorIs(t, s.BuildIndexes(ctx), core.ErrDimMismatch)
+	require.False(t, hasDimFKey(t, s), "the failed build rolled back")
+
+	_, err = s.pool.Exec(ctx, "DELETE FROM memories WHERE id = 'bad'")
+	require.NoError(t, err)
+	require.NoError(t, s.BuildIndexes(ctx))
+	require.True(t, hasDimFKey(t, s))
+	require.NoError(t, s.BuildIndexes(ctx), "building again is a no-op")
+	_, err = db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "after the build", Embedding: []float32{0, 1, 0, 0}})
+	require.NoError(t, err)
+}
+
+// TestKeywordColumnHoldsCoreTerms: the keyword column is core's terms as
+// lexemes, whether the schema was created or migrated from version 7
+// (whose column ran PostgreSQL's parser over the terms), and the keyword
+// leg finds a row by each of its terms.
+func TestKeywordColumnHoldsCoreTerms(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	content := "Ünïcode naïve café x2y 42 mixed-case WORDS"
+	for _, migrated := range []bool{false, true} {
+		name := "created"
+		if migrated {
+			name = "migrated from 7"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var s *Store
+			schema := testSchema(t)
+			terms, n := terms(content)
+			if migrated {
+				conn := adminConn(t)
+				require.NoError(t, migrateTo(ctx, conn, schema, 7))
+				sc := pgx.Identifier{schema}.Sanitize()
+				_, err := conn.Exec(ctx, "INSERT INTO "+sc+".projects (id, name, path, embedding_model, embedding_dim) VALUES ('p', 'p', '/p', 'm', 2)")
+				require.NoError(t, err)
+				_, err = conn.Exec(ctx, "INSERT INTO "+sc+`.memories (id, project_id, content, terms, doc_len, embedding, embedding_dim, memory_type, state)
+					VALUES ('m', 'p', $1, $2, $3, '[1,0]', 2, 'fact', 'unconsolidated')`, content, terms, n)
+				require.NoError(t, err)
+			}
+			s = openTest(t, func(c *Config) { c.Schema = schema; c.IndexInterval = -1 })
+			pid := core.ID("p")
+			if !migrated {
+				db := core.New(s, core.Config{Device: "d"})
+				p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 2})
+				require.NoError(t, err)
+				pid = p.ID
+				_, err = db.Remember(ctx, core.Memory{ProjectID: pid, Content: content, Embedding: []float32{1, 0}})
+				require.NoError(t, err)
+			}
+			var expr string
+			require.NoError(t, s.pool.QueryRow(ctx, `SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
+				JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+				WHERE d.adrelid = 'memories'::regclass AND a.attname = 'tsv'`).Scan(&expr))
+			require.Contains(t, expr, "array_to_tsvector", "no text parser runs over core's terms")
+			var lexemes []string
+			require.NoError(t, s.pool.QueryRow(ctx, "SELECT tsvector_to_array(tsv) FROM memories").Scan(&lexemes))
+			want := slices.Compact(slices.Sorted(slices.Values(core.Tokenize(content))))
+			require.ElementsMatch(t, want, lexemes)
+			for _, term := range want {
+				require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
+					res, err := r.KeywordLeg(ctx, core.KeywordLeg{Terms: []string{term}, Limit: 5, Filter: core.MemoryFilter{ProjectID: pid}})
+					require.NoError(t, err)
+					require.Len(t, res.Candidates, 1, "term %q", term)
+					require.Equal(t, int64(1), res.Stats.DF[term], "term %q", term)
+					return nil
+				}))
+			}
+		})
+	}
+}
