@@ -121,6 +121,11 @@ step "browser: chromium + playwright-core" scripts/browser.sh
 export ATHENA_TEST_BROWSER=1
 step "go test -race ./..." go test -race -count=1 "${TEST_ARGS[@]}" ./...
 
+# The vector index's integer kernels have AVX2 assembly; the step above ran it
+# (on a CPU with AVX2), this one runs the portable Go kernels they are tested
+# against.
+step "go test -tags purego ./sqlitevec (portable kernels)" go test -count=1 -tags purego -run 'Dot|Vector' "${TEST_ARGS[@]}" ./sqlitevec/
+
 # --- 5. core under wasip1 (wazero) ----------------------------------------------
 install_wazero() {
 	if [[ -x $BIN/wazero ]] && [[ $("$BIN/wazero" version 2>/dev/null || true) == "$WAZERO_VERSION" ]]; then

@@ -374,8 +374,10 @@ func (p *part) scoreApprox(qv *qvec, slots []int32, out []approx) []approx {
 	return out
 }
 
-// dotI8I8 is Σ a[i]·b[i] in integers.
-func dotI8I8(a, b []int8) int32 {
+// dotI8I8Go is Σ a[i]·b[i] in integers, wrapping modulo 2³² as int32
+// does (which needs 2¹⁷ dimensions or more). It is the portable dotI8I8
+// and the reference the assembly is tested against.
+func dotI8I8Go(a, b []int8) int32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 int32
 	i := 0
@@ -392,15 +394,16 @@ func dotI8I8(a, b []int8) int32 {
 	return s0 + s1 + s2 + s3
 }
 
-// dotI8I8x2 is (Σ a[i]·b[i], Σ a[i]·c[i]), exactly, with one multiply
+// dotI8I8x2Go is (Σ a[i]·b[i], Σ a[i]·c[i]), exactly, with one multiply
 // per i instead of two: b[i] and c[i] go into the low and high halves of
 // one int64, and a[i] times it adds a[i]·b[i] + a[i]·c[i]·2³² to the sum.
 // With at most maxDimX2 dimensions each dot product is below 2³⁰ in
 // magnitude, so the sum is exact (below 2⁶³) and its low 32 bits, read
-// as a signed number, are the first dot product.
-func dotI8I8x2(a, b, c []int8) (int32, int32) {
+// as a signed number, are the first dot product. It is the portable
+// dotI8I8x2 and the reference the assembly is tested against.
+func dotI8I8x2Go(a, b, c []int8) (int32, int32) {
 	if len(a) > maxDimX2 {
-		return dotI8I8(a, b), dotI8I8(a, c)
+		return dotI8I8Go(a, b), dotI8I8Go(a, c)
 	}
 	b, c = b[:len(a)], c[:len(a)]
 	var s0, s1, s2, s3 int64
@@ -420,7 +423,7 @@ func dotI8I8x2(a, b, c []int8) (int32, int32) {
 	return lo, int32((s - int64(lo)) >> 32)
 }
 
-// maxDimX2 is the most dimensions dotI8I8x2 pairs products for: 2¹⁶·128²
+// maxDimX2 is the most dimensions dotI8I8x2Go pairs products for: 2¹⁶·128²
 // is 2³⁰.
 const maxDimX2 = 1 << 16
 
