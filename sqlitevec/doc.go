@@ -83,8 +83,9 @@
 //     the result is the exact top K by cosine;
 //   - approximate otherwise: the [Config].Oversample×K rows (at least 1000,
 //     and at least 0.4% of the matching rows, so that recall holds as the
-//     collection grows) nearest by Hamming distance of the sign codes are
-//     scored with integer
+//     collection grows) nearest by Hamming distance of the sign codes
+//     (counted in AVX-512 or POPCNT assembly where the CPU has it, exactly
+//     as the Go code counts) are scored with integer
 //     int8×int8 dot products (the query quantized too; in AVX2 assembly
 //     where the CPU has it, with the same exact result as the Go code),
 //     and the best max(4K, 64) of those are re-ordered with the float32

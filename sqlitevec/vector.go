@@ -594,23 +594,27 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 	if w == prefixWords && len(hist) > 1023 { // a prefix (or a 256-d code)
 		q := (*[prefixWords]uint64)(code)
 		hist := hist[:1024]
-		for i, k := range kinds {
-			ok := k&kindVec != 0
-			if fast {
-				ok = ok && k&sm != 0 && k&tm != 0
-			} else if slow && ok {
-				ok = m.match(&meta[i])
+		// A block's distances first, all of them (in assembly where the
+		// CPU has it), then the filter over the block while they are
+		// still in L1.
+		for b := 0; b < len(kinds); b += distBlock {
+			e := min(b+distBlock, len(kinds))
+			ds := dist[b:e]
+			prefixDists(q, codes[b*prefixWords:e*prefixWords], ds)
+			for i, k := range kinds[b:e] {
+				ok := k&kindVec != 0
+				if fast {
+					ok = ok && k&sm != 0 && k&tm != 0
+				} else if slow && ok {
+					ok = m.match(&meta[b+i])
+				}
+				if !ok {
+					ds[i] = noDist
+					continue
+				}
+				hist[ds[i]&1023]++ // d ≤ 256: the mask only drops the bounds check
+				matched++
 			}
-			if !ok {
-				dist[i] = noDist
-				continue
-			}
-			c := (*[prefixWords]uint64)(codes[i*prefixWords:])
-			d := bits.OnesCount64(q[0]^c[0]) + bits.OnesCount64(q[1]^c[1]) +
-				bits.OnesCount64(q[2]^c[2]) + bits.OnesCount64(q[3]^c[3])
-			dist[i] = uint16(d)
-			hist[d&1023]++ // d ≤ 256: the mask only drops the bounds check
-			matched++
 		}
 		return matched
 	}
@@ -658,6 +662,40 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 	return matched
 }
 
+// distBlock is how many distances scanRange and refine take from
+// prefixDists and restDists at a time: 512 bytes of them, which stay in L1
+// for the pass that uses them.
+//
+// restWords is the length of the rest of a 768-d code after its prefix,
+// the one restDists handles.
+const (
+	distBlock = 256
+	restWords = 8
+)
+
+// prefixDistsGo sets out[i] to the Hamming distance between q and the
+// i-th prefix in codes, for every i < len(out). It is the portable
+// prefixDists and the reference the assembly is tested against.
+func prefixDistsGo(q *[prefixWords]uint64, codes []uint64, out []uint16) {
+	codes = codes[:len(out)*prefixWords]
+	for i := range out {
+		c := (*[prefixWords]uint64)(codes[i*prefixWords:])
+		out[i] = uint16(bits.OnesCount64(q[0]^c[0]) + bits.OnesCount64(q[1]^c[1]) +
+			bits.OnesCount64(q[2]^c[2]) + bits.OnesCount64(q[3]^c[3]))
+	}
+}
+
+// restDistsGo sets out[i] to the Hamming distance between q and the
+// restWords words after the prefix of slot cand[i]'s code (codes holds w
+// words a slot), for every i < len(out). It is the portable restDists and
+// the reference the assembly is tested against.
+func restDistsGo(q *[restWords]uint64, codes []uint64, w int, cand []int32, out []uint16) {
+	cand = cand[:len(out)]
+	for i, s := range cand {
+		out[i] = uint16(hamming(q[:], codes[int(s)*w+prefixWords:int(s)*w+prefixWords+restWords]))
+	}
+}
+
 // matched returns the matching slots of the last scan (there are n).
 func (sc *vecScratch) matched(n int) []int32 {
 	out := slices.Grow(sc.slots[:0], n)
@@ -673,9 +711,11 @@ func (sc *vecScratch) matched(n int) []int32 {
 // returns them after a prefix scan) with the smallest distances of their
 // whole codes, ties at the cut taken in slot order, and leaves those
 // distances in sc.dist. It reuses cand. The candidates are gathered
-// first, in shortlist's tight loop, so that this loop's random reads of
-// the codes overlap; reading each code as the scan of sc.dist met it
-// cost half as much again (a mispredicted branch between reads).
+// first, in shortlist's tight loop, so that the random reads of their
+// codes overlap; reading each code as the scan of sc.dist met it cost
+// half as much again (a mispredicted branch between reads). For 768-d
+// codes restDists reads them, a block at a time, in a loop short enough
+// to overlap many more.
 func (p *part) refine(cand []int32, n int, sc *vecScratch) []int32 {
 	if len(cand) <= n {
 		return cand
@@ -686,10 +726,25 @@ func (p *part) refine(cand []int32, n int, sc *vecScratch) []int32 {
 	clear(hist)
 	sc.hist2 = hist
 	dist := sc.dist
-	for _, s := range cand {
-		d := int(dist[s]) + hamming(rest, p.codes[int(s)*w+prefixWords:int(s+1)*w])
-		dist[s] = uint16(d)
-		hist[d]++
+	if w == prefixWords+restWords { // 768-d
+		q := (*[restWords]uint64)(rest)
+		var buf [distBlock]uint16
+		for b := 0; b < len(cand); b += distBlock {
+			block := cand[b:min(b+distBlock, len(cand))]
+			ds := buf[:len(block)]
+			restDists(q, p.codes, w, block, ds)
+			for i, s := range block {
+				d := int(dist[s]) + int(ds[i])
+				dist[s] = uint16(d)
+				hist[d]++
+			}
+		}
+	} else {
+		for _, s := range cand {
+			d := int(dist[s]) + hamming(rest, p.codes[int(s)*w+prefixWords:int(s+1)*w])
+			dist[s] = uint16(d)
+			hist[d]++
+		}
 	}
 	cut, ties := cutAt(hist, n)
 	out := cand[:0]
