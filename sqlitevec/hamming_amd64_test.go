@@ -13,9 +13,8 @@ import (
 
 // TestVectorHammingKernels checks each kernel this CPU can run on its
 // own against the Go references (the dispatching functions reach only the
-// best one, and the scalar one for tails): every row count up to 600,
-// random words, equal words (distance 0) and opposite ones (the largest
-// distance), codes 0..7 words into their buffer.
+// best one, and the scalar one for tails): every row count up to 600, for
+// each of codeFills, codes 0..7 words into their buffer.
 func TestVectorHammingKernels(t *testing.T) {
 	t.Parallel()
 	avx512 := cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
@@ -23,13 +22,7 @@ func TestVectorHammingKernels(t *testing.T) {
 		t.Skip("no POPCNT")
 	}
 	const w, rows = prefixWords + restWords, 700
-	random := func(r *rand.Rand) uint64 { return r.Uint64() }
-	fixed := func(v uint64) func(*rand.Rand) uint64 { return func(*rand.Rand) uint64 { return v } }
-	for _, tc := range []struct{ q, cs func(*rand.Rand) uint64 }{
-		{random, random},
-		{fixed(^uint64(0)), fixed(^uint64(0))},
-		{fixed(^uint64(0)), fixed(0)},
-	} {
+	for _, tc := range codeFills() {
 		r := rand.New(rand.NewPCG(17, 18))
 		var pq [prefixWords]uint64
 		var rq [restWords]uint64

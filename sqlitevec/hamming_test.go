@@ -27,6 +27,30 @@ func prefixLengths() []int {
 	return append(ns, 1023, 1024, 1025, 4096+13)
 }
 
+// codeFill says how a kernel test fills the query's words (q) and the
+// codes' words (cs).
+type codeFill struct {
+	name  string
+	q, cs func(*rand.Rand) uint64
+}
+
+// codeFills are the fills the Hamming kernel tests run: random words,
+// equal words (distance 0), opposite ones (the largest distance) and
+// sparse ones.
+func codeFills() []codeFill {
+	random := func(r *rand.Rand) uint64 { return r.Uint64() }
+	fixed := func(v uint64) func(*rand.Rand) uint64 { return func(*rand.Rand) uint64 { return v } }
+	sparse := func(r *rand.Rand) uint64 { return r.Uint64() & r.Uint64() & r.Uint64() }
+	return []codeFill{
+		{"random", random, random},
+		{"all zeros", fixed(0), fixed(0)},
+		{"all ones", fixed(^uint64(0)), fixed(^uint64(0))},
+		{"ones against zeros", fixed(^uint64(0)), fixed(0)},
+		{"zeros against ones", fixed(0), fixed(^uint64(0))},
+		{"sparse", sparse, random},
+	}
+}
+
 // TestVectorPrefixDists checks that the dispatching prefixDists (the
 // assembly where the CPU has it) writes the same distances as the Go
 // reference, and as a bit-by-bit count, for every row count, with the
@@ -35,20 +59,7 @@ func prefixLengths() []int {
 // must stay untouched.
 func TestVectorPrefixDists(t *testing.T) {
 	t.Parallel()
-	random := func(r *rand.Rand) uint64 { return r.Uint64() }
-	fixed := func(v uint64) func(*rand.Rand) uint64 { return func(*rand.Rand) uint64 { return v } }
-	sparse := func(r *rand.Rand) uint64 { return r.Uint64() & r.Uint64() & r.Uint64() }
-	for _, tc := range []struct {
-		name  string
-		q, cs func(*rand.Rand) uint64
-	}{
-		{"random", random, random},
-		{"all zeros", fixed(0), fixed(0)},
-		{"all ones", fixed(^uint64(0)), fixed(^uint64(0))},
-		{"ones against zeros", fixed(^uint64(0)), fixed(0)},
-		{"zeros against ones", fixed(0), fixed(^uint64(0))},
-		{"sparse", sparse, random},
-	} {
+	for _, tc := range codeFills() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := rand.New(rand.NewPCG(9, 10))
@@ -161,17 +172,7 @@ func TestVectorScanRangePrefix(t *testing.T) {
 // stay untouched.
 func TestVectorRestDists(t *testing.T) {
 	t.Parallel()
-	random := func(r *rand.Rand) uint64 { return r.Uint64() }
-	fixed := func(v uint64) func(*rand.Rand) uint64 { return func(*rand.Rand) uint64 { return v } }
-	for _, tc := range []struct {
-		name  string
-		q, cs func(*rand.Rand) uint64
-	}{
-		{"random", random, random},
-		{"all zeros", fixed(0), fixed(0)},
-		{"all ones", fixed(^uint64(0)), fixed(^uint64(0))},
-		{"ones against zeros", fixed(^uint64(0)), fixed(0)},
-	} {
+	for _, tc := range codeFills() {
 		for _, w := range []int{prefixWords + restWords, prefixWords + restWords + 1, 24} {
 			t.Run(fmt.Sprintf("%s/w=%d", tc.name, w), func(t *testing.T) {
 				t.Parallel()
