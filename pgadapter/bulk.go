@@ -138,8 +138,9 @@ func (s *Store) DropIndexes(ctx context.Context) error {
 // maintenance_work_mem raised to 1GB and up to two parallel workers per
 // build, adds the dimension foreign key back if it is missing (a row whose
 // vector does not have its project's dimension fails it with
-// core.ErrDimMismatch), and refreshes the planner statistics. It holds a lock that blocks
-// writes to memories while it runs; build on a quiet store.
+// core.ErrDimMismatch), and refreshes the planner statistics. It holds a
+// lock that blocks writes to memories while it runs; build on a quiet
+// store.
 func (s *Store) BuildIndexes(ctx context.Context) error {
 	return s.Update(ctx, func(w core.WriteTx) error {
 		t := w.(*tx)
