@@ -104,6 +104,15 @@ next:
 	return out
 }
 
+// IsToken reports whether s is exactly one token of [Tokenize]. A store's
+// keyword index holds only such tokens, so a query term that is not one
+// matches nothing (and stores drop it rather than pass it to their query
+// syntax). It is pure and safe for concurrent use.
+func IsToken(s string) bool {
+	toks := Tokenize(s)
+	return len(toks) == 1 && toks[0] == s
+}
+
 // TermFreqs counts how often each token occurs in tokens. It returns an
 // empty, non-nil map for no tokens. It is pure and safe for concurrent use
 // (it does not modify tokens).

@@ -126,6 +126,34 @@ func TestTerms(t *testing.T) {
 	}
 }
 
+func TestIsToken(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", MaxTokenBytes)
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"fox", true},
+		{"état", true},
+		{"a1b2", true},
+		{long, true},
+		{long + "x", false}, // Tokenize truncates it
+		{"", false},
+		{"Fox", false}, // Tokenize folds case
+		{"two words", false},
+		{"fox*", false},
+		{"'fox'", false},
+		{"\x00", false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			if got := IsToken(tc.in); got != tc.want {
+				t.Fatalf("IsToken(%q) = %v, want %v (Tokenize: %q)", tc.in, got, tc.want, Tokenize(tc.in))
+			}
+		})
+	}
+}
+
 func TestTermFreqs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -155,9 +155,12 @@ func (t *tx) candidates(ctx context.Context, op string, pre []string, q string, 
 	return out, nil
 }
 
-// safeTerms keeps terms made only of letters and digits (what
-// core.Tokenize produces), deduplicated. Anything else is dropped, so no
-// user text ever reaches tsquery syntax.
+// safeTerms keeps the terms that are each exactly one token of
+// core.Tokenize (core.IsToken), deduplicated; the keyword column holds only such
+// lexemes, so any other string matches nothing (as at the edge). Each kept
+// term is also checked to be made only of letters and digits, so no user
+// text ever reaches tsquery syntax, and is at most core.MaxTokenBytes
+// long, far below tsquery's 2,047-byte limit on a word.
 func safeTerms(in []string) []string {
 	out := make([]string, 0, len(in))
 	seen := map[string]bool{}
@@ -172,7 +175,7 @@ func safeTerms(in []string) []string {
 				break
 			}
 		}
-		if ok {
+		if ok && core.IsToken(s) {
 			seen[s] = true
 			out = append(out, s)
 		}

@@ -25,13 +25,6 @@ SELECT m.rid, m.id, h.rank FROM hits h JOIN memories m ON m.rid = h.rid ORDER BY
 // needed; doubling quotes is belt and braces.
 func ftsTerm(t string) string { return `"` + strings.ReplaceAll(t, `"`, `""`) + `"` }
 
-// isToken reports whether t is exactly one token of core.Tokenize: only
-// such terms exist in the index, so any other string matches nothing.
-func isToken(t string) bool {
-	toks := core.Tokenize(t)
-	return len(toks) == 1 && toks[0] == t
-}
-
 // keywordPlan is what the keyword leg will ask FTS5.
 type keywordPlan struct {
 	stats   core.CorpusStats
@@ -65,7 +58,7 @@ func (s *Store) planKeyword(leg *core.KeywordLeg) keywordPlan {
 		}
 		kp.stats.DF[t] = df
 		switch {
-		case df == 0 || !isToken(t):
+		case df == 0 || !core.IsToken(t):
 		case capDF >= 0 && df > capDF:
 			kp.dropped = append(kp.dropped, t)
 		default:
