@@ -32,12 +32,7 @@ func TestVectorHammingKernels(t *testing.T) {
 		for i := range rq {
 			rq[i] = tc.q(r)
 		}
-		off := r.IntN(8)
-		buf := make([]uint64, off+rows*w)
-		for i := range buf {
-			buf[i] = tc.cs(r)
-		}
-		codes := buf[off:]
+		codes := tc.codes(r, rows*w)
 		for n := range 601 {
 			cand := make([]int32, n)
 			for i := range cand {

@@ -51,6 +51,17 @@ func codeFills() []codeFill {
 	}
 }
 
+// codes returns n code words filled by f.cs, starting 0..7 words into
+// their buffer (so that eight-row steps are not aligned to cache lines).
+func (f codeFill) codes(r *rand.Rand, n int) []uint64 {
+	off := r.IntN(8)
+	buf := make([]uint64, off+n)
+	for i := range buf {
+		buf[i] = f.cs(r)
+	}
+	return buf[off:]
+}
+
 // TestVectorPrefixDists checks that the dispatching prefixDists (the
 // assembly where the CPU has it) writes the same distances as the Go
 // reference, and as a bit-by-bit count, for every row count, with the
@@ -182,12 +193,7 @@ func TestVectorRestDists(t *testing.T) {
 				for i := range q {
 					q[i] = tc.q(r)
 				}
-				off := r.IntN(8)
-				buf := make([]uint64, off+rows*w)
-				for i := range buf {
-					buf[i] = tc.cs(r)
-				}
-				codes := buf[off:]
+				codes := tc.codes(r, rows*w)
 				orders := []func(n int) []int32{
 					func(n int) []int32 { // sorted, as refine has them, the last slot included
 						c := make([]int32, 0, n)
