@@ -592,31 +592,7 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 	fast, slow, sm, tm := m.fast && !m.trivial, !m.fast && !m.trivial, m.stateMask, m.typeMask
 	matched := 0
 	if w == prefixWords && len(hist) > 1023 { // a prefix (or a 256-d code)
-		q := (*[prefixWords]uint64)(code)
-		hist := hist[:1024]
-		// A block's distances first, all of them (in assembly where the
-		// CPU has it), then the filter over the block while they are
-		// still in L1.
-		for b := 0; b < len(kinds); b += distBlock {
-			e := min(b+distBlock, len(kinds))
-			ds := dist[b:e]
-			prefixDists(q, codes[b*prefixWords:e*prefixWords], ds)
-			for i, k := range kinds[b:e] {
-				ok := k&kindVec != 0
-				if fast {
-					ok = ok && k&sm != 0 && k&tm != 0
-				} else if slow && ok {
-					ok = m.match(&meta[b+i])
-				}
-				if !ok {
-					ds[i] = noDist
-					continue
-				}
-				hist[ds[i]&1023]++ // d ≤ 256: the mask only drops the bounds check
-				matched++
-			}
-		}
-		return matched
+		return p.scanPrefixes((*[prefixWords]uint64)(code), m, codes, kinds, meta, dist, (*[1024]int32)(hist))
 	}
 	if w == 12 && len(hist) > 1023 { // 768-d, the common case: fixed-size arrays need no bounds checks
 		q := (*[12]uint64)(code)
@@ -658,6 +634,79 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 		dist[i] = uint16(d)
 		hist[d]++
 		matched++
+	}
+	return matched
+}
+
+// scanPrefixes is scanRange's prefix branch: a block's distances first,
+// all of them (in assembly where the CPU has it), then the filter over
+// the block while they are still in L1. Four histograms take the rows in
+// turn: prefix distances bunch around 128, and increments of one counter
+// wait on each other (a store, then a load of the same address), so one
+// histogram made the filter pass as slow as the distances. The number of
+// matching rows is the histograms' total.
+func (p *part) scanPrefixes(q *[prefixWords]uint64, m *matcher, codes []uint64, kinds []uint32, meta []rowMeta,
+	dist []uint16, hist *[1024]int32) int {
+	// The trivial filter checks kindVec only: as state and type masks
+	// it is kindVec twice.
+	sm, tm := kindVec, kindVec
+	if m.fast && !m.trivial {
+		sm, tm = m.stateMask, m.typeMask
+	}
+	slow := !m.fast && !m.trivial
+	var h [4][512]int32 // d ≤ 256: the mask below only drops bounds checks
+	for b := 0; b < len(kinds); b += distBlock {
+		e := min(b+distBlock, len(kinds))
+		ks, ds := kinds[b:e], dist[b:e]
+		prefixDists(q, codes[b*prefixWords:e*prefixWords], ds)
+		if slow {
+			for i, k := range ks {
+				if k&kindVec == 0 || !m.match(&meta[b+i]) {
+					ds[i] = noDist
+					continue
+				}
+				h[i&3][ds[i]&511]++
+			}
+			continue
+		}
+		ds = ds[:len(ks)]
+		i := 0
+		for ; i+4 <= len(ks); i += 4 {
+			k, d := ks[i:i+4:i+4], ds[i:i+4:i+4]
+			if k[0]&kindVec != 0 && k[0]&sm != 0 && k[0]&tm != 0 {
+				h[0][d[0]&511]++
+			} else {
+				d[0] = noDist
+			}
+			if k[1]&kindVec != 0 && k[1]&sm != 0 && k[1]&tm != 0 {
+				h[1][d[1]&511]++
+			} else {
+				d[1] = noDist
+			}
+			if k[2]&kindVec != 0 && k[2]&sm != 0 && k[2]&tm != 0 {
+				h[2][d[2]&511]++
+			} else {
+				d[2] = noDist
+			}
+			if k[3]&kindVec != 0 && k[3]&sm != 0 && k[3]&tm != 0 {
+				h[3][d[3]&511]++
+			} else {
+				d[3] = noDist
+			}
+		}
+		for ; i < len(ks); i++ {
+			if k := ks[i]; k&kindVec != 0 && k&sm != 0 && k&tm != 0 {
+				h[0][ds[i]&511]++
+			} else {
+				ds[i] = noDist
+			}
+		}
+	}
+	matched := 0
+	for d := range prefixWords*64 + 1 {
+		c := h[0][d] + h[1][d] + h[2][d] + h[3][d]
+		hist[d] += c
+		matched += int(c)
 	}
 	return matched
 }
