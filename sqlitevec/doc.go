@@ -89,7 +89,8 @@
 //     int8×int8 dot products (the query quantized too; in AVX2 assembly
 //     where the CPU has it, with the same exact result as the Go code),
 //     and the best max(4K, 64) of those are re-ordered with the float32
-//     query × int8.
+//     query × int8 (summed in 16 fixed lanes, in AVX2 assembly where the
+//     CPU has it, to the same bits as the Go code).
 //     In a project of at least 16K rows the scan reads only the first 256
 //     bits of each code (a separate 32-byte-a-row array, built on the
 //     first search) and ranks four times the shortlist's rows by their

@@ -25,6 +25,23 @@ func dotI8I8x2(a, b, c []int8) (int32, int32) {
 	return dotI8I8x2Go(a, b, c)
 }
 
+// dotI8Lanes is dotI8LanesGo: in AVX2 when the CPU has it, with the same
+// lanes, products and order of additions, so the same bits.
+func dotI8Lanes(q []float32, x []int8, s *[dotLanes]float32) {
+	x = x[:len(q)]
+	if cpu.X86.HasAVX2 && cpu.X86.HasAVX {
+		dotI8LanesAVX2(q, x, s)
+		return
+	}
+	dotI8LanesGo(q, x, s)
+}
+
+// dotI8LanesAVX2 is dotI8Lanes for len(x) ≥ len(q), len(q) a multiple of
+// dotLanes, on a CPU with AVX2.
+//
+//go:noescape
+func dotI8LanesAVX2(q []float32, x []int8, s *[dotLanes]float32)
+
 // dotI8I8AVX2 is dotI8I8 for len(b) ≥ len(a), on a CPU with AVX2.
 //
 //go:noescape

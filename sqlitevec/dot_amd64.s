@@ -177,3 +177,39 @@ x2done:
 	MOVL AX, x+72(FP)
 	MOVL BX, y+76(FP)
 	RET
+
+// func dotI8LanesAVX2(q []float32, x []int8, s *[16]float32)
+//
+// Lanes 0-7 of s are Y0, lanes 8-15 Y1: 16 elements a step, each int8
+// sign-extended to int32 (VPMOVSXBD) and converted to float32 exactly,
+// multiplied by q (VMULPS rounds the product) and added to its lane
+// (VADDPS), as dotI8LanesGo does element by element.
+TEXT ·dotI8LanesAVX2(SB), NOSPLIT, $0-56
+	MOVQ    q_base+0(FP), SI
+	MOVQ    q_len+8(FP), CX
+	MOVQ    x_base+24(FP), DI
+	MOVQ    s+48(FP), DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	SHRQ    $4, CX
+	JZ      lanesdone
+
+lanesloop:
+	VPMOVSXBD (DI), Y2
+	VPMOVSXBD 8(DI), Y3
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
+	VMULPS    (SI), Y2, Y2
+	VMULPS    32(SI), Y3, Y3
+	VADDPS    Y2, Y0, Y0
+	VADDPS    Y3, Y1, Y1
+	ADDQ      $64, SI
+	ADDQ      $16, DI
+	DECQ      CX
+	JNZ       lanesloop
+
+lanesdone:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VZEROUPPER
+	RET

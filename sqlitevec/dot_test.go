@@ -2,6 +2,7 @@ package sqlitevec
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -174,4 +175,111 @@ func BenchmarkDotI8I8(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestDotI8 checks that the dispatching float-by-int8 lanes (the
+// assembly where the CPU has it) give the same bits as the Go reference
+// for every length, reading q and x from inside longer buffers, and
+// that dotI8 is the dot product to float32 precision.
+func TestDotI8(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(7, 8))
+	floats := []struct {
+		name string
+		gen  func() float32
+	}{
+		{"unit", func() float32 { return float32(r.NormFloat64() / 28) }},
+		{"wide", func() float32 { return float32(r.NormFloat64() * math.Pow(2, float64(r.IntN(60)-30))) }},
+		{"tiny", func() float32 { return math.Float32frombits(r.Uint32N(1 << 23)) }}, // subnormal
+		{"signed zero", func() float32 { return float32(math.Copysign(0, float64(r.IntN(2)*2-1))) }},
+	}
+	for _, fl := range floats {
+		for _, n := range dotLengths()[:310] {
+			qoff, xoff := r.IntN(4), r.IntN(4)
+			qbuf, xbuf := make([]float32, qoff+n+16), make([]int8, xoff+n+64)
+			for i := range qbuf {
+				qbuf[i] = fl.gen()
+			}
+			for i := range xbuf {
+				xbuf[i] = int8(r.IntN(256) - 128)
+			}
+			q, x := qbuf[qoff:qoff+n], xbuf[xoff:xoff+n]
+			m := n &^ (dotLanes - 1)
+			var got, want [dotLanes]float32
+			for j := range got {
+				got[j] = fl.gen()
+			}
+			want = got
+			dotI8Lanes(q[:m], x[:m], &got)
+			dotI8LanesGo(q[:m], x[:m], &want)
+			for j := range got {
+				require.Equal(t, math.Float32bits(want[j]), math.Float32bits(got[j]), "%s n %d lane %d", fl.name, n, j)
+			}
+			var exact float64
+			for i := range q {
+				exact += float64(q[i]) * float64(x[i])
+			}
+			var mag float64
+			for i := range q {
+				mag += math.Abs(float64(q[i]) * float64(x[i]))
+			}
+			require.InDelta(t, exact, float64(dotI8(q, x)), 1e-5*mag+1e-30, "%s n %d", fl.name, n)
+		}
+	}
+}
+
+// FuzzDotI8 compares the dispatching lanes with the Go reference, bit for
+// bit: the input's first 4·n bytes are n float32s (any bits: NaN and Inf
+// too), the next n the int8 code.
+func FuzzDotI8(f *testing.F) {
+	f.Add([]byte{})
+	seed := make([]byte, 5*48)
+	for i := range seed {
+		seed[i] = byte(i * 91)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := len(data) / 5 &^ (dotLanes - 1)
+		q, x := make([]float32, n), make([]int8, n)
+		for i := range q {
+			q[i] = math.Float32frombits(uint32(data[4*i]) | uint32(data[4*i+1])<<8 | uint32(data[4*i+2])<<16 | uint32(data[4*i+3])<<24)
+			x[i] = int8(data[4*n+i])
+		}
+		var got, want [dotLanes]float32
+		dotI8Lanes(q, x, &got)
+		dotI8LanesGo(q, x, &want)
+		for j := range got {
+			// NaN payloads may differ between the two: compare NaN-ness.
+			if math.IsNaN(float64(want[j])) {
+				require.True(t, math.IsNaN(float64(got[j])), "lane %d", j)
+				continue
+			}
+			require.Equal(t, math.Float32bits(want[j]), math.Float32bits(got[j]), "lane %d", j)
+		}
+	})
+}
+
+// dotF32Sink keeps the benchmarked results alive.
+var dotF32Sink float32
+
+// BenchmarkDotI8 compares dotI8 with the dispatching lanes against
+// dotI8 with the Go lanes, 768-d, in cache.
+func BenchmarkDotI8(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 10))
+	q, x := make([]float32, 768), make([]int8, 768)
+	for i := range q {
+		q[i], x[i] = float32(r.NormFloat64()), int8(r.IntN(256)-128)
+	}
+	b.Run("dispatch", func(b *testing.B) {
+		for b.Loop() {
+			dotF32Sink += dotI8(q, x)
+		}
+	})
+	b.Run("go", func(b *testing.B) {
+		for b.Loop() {
+			var s [dotLanes]float32
+			dotI8LanesGo(q, x, &s)
+			dotF32Sink += s[0]
+		}
+	})
 }

@@ -653,19 +653,42 @@ func hamming(a, b []uint64) int {
 	return n
 }
 
-// dotI8 is Σ q[i]·x[i].
+// dotI8 is Σ q[i]·x[i] in float32, summed in an order fixed for every
+// machine: element i goes into lane i mod dotLanes (dotI8Lanes, in
+// assembly where the CPU has it), each product rounded to float32 before
+// it is added (no fused multiply-add), and the lanes are added pairwise
+// at the end. The same query and code give the same bits everywhere, so
+// every machine ranks near-ties alike.
 func dotI8(q []float32, x []int8) float32 {
 	x = x[:len(q)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(q); i += 4 {
-		s0 += q[i] * float32(x[i])
-		s1 += q[i+1] * float32(x[i+1])
-		s2 += q[i+2] * float32(x[i+2])
-		s3 += q[i+3] * float32(x[i+3])
+	var s [dotLanes]float32
+	n := len(q) &^ (dotLanes - 1)
+	dotI8Lanes(q[:n], x[:n], &s)
+	for i := n; i < len(q); i++ {
+		s[i-n] += float32(q[i] * float32(x[i]))
 	}
-	for ; i < len(q); i++ {
-		s0 += q[i] * float32(x[i])
+	for w := dotLanes / 2; w > 0; w /= 2 {
+		for j := range w {
+			s[j] += s[j+w]
+		}
 	}
-	return s0 + s1 + s2 + s3
+	return s[0]
+}
+
+// dotLanes is how many partial sums dotI8 keeps: two AVX registers.
+const dotLanes = 16
+
+// dotI8LanesGo adds q[i]·x[i] to s[i mod dotLanes] for every i, in order;
+// len(q) is a multiple of dotLanes. It is the portable dotI8Lanes and
+// the reference the assembly is tested against.
+func dotI8LanesGo(q []float32, x []int8, s *[dotLanes]float32) {
+	x = x[:len(q)]
+	for i := 0; i+dotLanes <= len(q); i += dotLanes {
+		qq, xx := q[i:i+dotLanes:i+dotLanes], x[i:i+dotLanes:i+dotLanes]
+		for j := range dotLanes {
+			// The conversion rounds the product: it forbids fusing the
+			// multiply and the add, which the assembly does not do.
+			s[j] += float32(qq[j] * float32(xx[j]))
+		}
+	}
 }
