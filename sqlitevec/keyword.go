@@ -173,10 +173,13 @@ func (s *Store) keywordMem(leg *core.KeywordLeg) core.KeywordResult {
 			}
 		}
 		for _, slot := range touched {
-			if m.match(&p.meta[slot]) {
-				top.push(sc[slot], p.meta[slot].id)
-			}
+			x := sc[slot]
 			sc[slot] = 0
+			// Once top is full, a lower score cannot enter it: skip the
+			// filter, which reads the row's metadata (a cache miss).
+			if !top.full(x) && m.match(&p.meta[slot]) {
+				top.push(x, p.meta[slot].id)
+			}
 		}
 		scorePool.Put(&sc)
 	}
@@ -200,6 +203,10 @@ type kwHit struct {
 
 // worse reports whether a ranks below b.
 func worse(a, b kwHit) bool { return a.score < b.score || a.score == b.score && a.id > b.id }
+
+// full reports whether t holds n pairs that all score above score, so
+// that no pair with that score can enter.
+func (t *topN) full(score float32) bool { return len(t.h) == t.n && t.n > 0 && score < t.h[0].score }
 
 func (t *topN) push(score float32, id core.ID) {
 	x := kwHit{score, id}
