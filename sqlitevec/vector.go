@@ -671,6 +671,8 @@ func (p *part) scanPrefixes(q *[prefixWords]uint64, m *matcher, codes []uint64, 
 		}
 		ds = ds[:len(ks)]
 		i := 0
+		// Unrolled by hand: as a loop over j < 4 (not unrolled by the
+		// compiler) the pass took 1.5 times as long.
 		for ; i+4 <= len(ks); i += 4 {
 			k, d := ks[i:i+4:i+4], ds[i:i+4:i+4]
 			if k[0]&kindVec != 0 && k[0]&sm != 0 && k[0]&tm != 0 {
