@@ -2,6 +2,7 @@ package pgadapter
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -160,5 +161,31 @@ func TestKeywordColumnHoldsCoreTerms(t *testing.T) {
 				}))
 			}
 		})
+	}
+}
+
+// TestVectorsStayInline: a 768-d memory put writes its vector into the
+// memory row and its change row, not into either table's TOAST relation
+// (migrations 5 and 9), so the write and every read of it touch one row.
+func TestVectorsStayInline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
+	db := core.New(s, core.Config{Device: "d"})
+	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 768})
+	require.NoError(t, err)
+	r := mrand.New(mrand.NewPCG(3, 4))
+	for range 3 {
+		_, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "inline vectors", Embedding: randUnit(r, 768)})
+		require.NoError(t, err)
+	}
+	var changes int
+	require.NoError(t, s.pool.QueryRow(ctx, "SELECT count(*) FROM changes WHERE vector IS NOT NULL").Scan(&changes))
+	require.Equal(t, 3, changes, "each put logs its vector")
+	for _, table := range []string{"memories", "changes"} {
+		var toastBytes int64
+		require.NoError(t, s.pool.QueryRow(ctx, `SELECT pg_relation_size(reltoastrelid) FROM pg_class
+			WHERE oid = to_regclass($1)`, table).Scan(&toastBytes))
+		require.Zero(t, toastBytes, "%s: TOAST relation", table)
 	}
 }

@@ -279,6 +279,18 @@ ALTER TABLE memories DROP COLUMN tsv;
 ALTER TABLE memories ADD COLUMN tsv tsvector GENERATED ALWAYS AS (array_to_tsvector(string_to_array(terms, ' '))) STORED;
 CREATE INDEX memories_tsv_idx ON memories USING gin (tsv) WITH (` + ginParams + `);
 `,
+	// 9: a change's vector stays in its row, as a memory's does
+	// (migration 5). bytea is EXTENDED: a 768-d vector (3 KB, over the
+	// 2 KB threshold) was first run through pglz, which cannot shrink
+	// float noise, then written to the TOAST table as two chunks with two
+	// TOAST index entries, on every memory put the server logged, and a
+	// pull read it back the same way. MAIN with a row target of a whole
+	// page leaves rows up to 8 KB alone; a longer row still compresses
+	// and moves its payload first, then its vector.
+	`
+ALTER TABLE changes ALTER COLUMN vector SET STORAGE MAIN;
+ALTER TABLE changes SET (toast_tuple_target = 8160);
+`,
 }
 
 // ginParams are the storage parameters of the keyword index
