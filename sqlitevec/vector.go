@@ -592,7 +592,7 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 	fast, slow, sm, tm := m.fast && !m.trivial, !m.fast && !m.trivial, m.stateMask, m.typeMask
 	matched := 0
 	if w == prefixWords && len(hist) > 1023 { // a prefix (or a 256-d code)
-		return p.scanPrefixes((*[prefixWords]uint64)(code), m, codes, kinds, meta, dist, (*[1024]int32)(hist))
+		return scanPrefixes((*[prefixWords]uint64)(code), m, codes, kinds, meta, dist, (*[1024]int32)(hist))
 	}
 	if w == 12 && len(hist) > 1023 { // 768-d, the common case: fixed-size arrays need no bounds checks
 		q := (*[12]uint64)(code)
@@ -645,7 +645,7 @@ func (p *part) scanRange(m *matcher, code, codes []uint64, lo, hi int, dist []ui
 // wait on each other (a store, then a load of the same address), so one
 // histogram made the filter pass as slow as the distances. The number of
 // matching rows is the histograms' total.
-func (p *part) scanPrefixes(q *[prefixWords]uint64, m *matcher, codes []uint64, kinds []uint32, meta []rowMeta,
+func scanPrefixes(q *[prefixWords]uint64, m *matcher, codes []uint64, kinds []uint32, meta []rowMeta,
 	dist []uint16, hist *[1024]int32) int {
 	// The trivial filter checks kindVec only: as state and type masks
 	// it is kindVec twice.
