@@ -44,7 +44,7 @@ const (
 	// the server, so a larger batch spreads its fixed costs (round trips,
 	// the commit's flush) over more changes, and a smaller one is acked
 	// sooner. Against PostgreSQL on loopback, 512 KiB drained a backlog
-	// about 1.25× as fast as 128 KiB with ack p99 near 0.1 s
+	// about 1.25× as fast as 128 KiB, with ack p99 of 0.1–0.2 s
 	// (docs/BENCHMARKS.md, "Sync").
 	DefaultBatchBytes = 512 << 10
 )
