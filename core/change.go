@@ -98,7 +98,14 @@ func EncodePayload(v any) (json.RawMessage, error) {
 	return b, nil
 }
 
+// decodePayload decodes c's payload into v, which points to a zero value.
 func decodePayload(c *Change, v any) error {
+	if m, ok := v.(*Memory); ok {
+		if parseMemoryJSON(c.Payload, m) {
+			return nil
+		}
+		*m = Memory{}
+	}
 	if err := json.Unmarshal(c.Payload, v); err != nil {
 		return fieldErr("payload", "bad %s payload: %v", c.Kind, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // appendMemoryJSON appends json.Marshal(m) to b, byte for byte, for the
@@ -150,4 +151,262 @@ func (w *jsonWriter) stamp(s Stamp) {
 	w.raw(`,"device":`)
 	w.str(s.Device)
 	w.raw(`}`)
+}
+
+// parseMemoryJSON decodes b into m, which must be the zero Memory, exactly
+// as json.Unmarshal would, for the payloads appendMemoryJSON writes: its
+// keys in its order, no whitespace, strings without escapes (non-ASCII
+// only as valid UTF-8), numbers as the field's type parses them, and times
+// as time.Time.UnmarshalJSON reads them (it is called for each). A remote
+// put's payload was decoded by encoding/json at a twelfth of a memory's
+// share of a sync drain. ok is false, and m must be discarded, when b
+// holds anything else (another key order, an escape, an embedding, an
+// access map, a value the field rejects): the caller then decodes b with
+// encoding/json, which also reports the error if there is one.
+// FuzzParseMemoryJSON compares it with json.Unmarshal.
+func parseMemoryJSON(b []byte, m *Memory) (ok bool) {
+	r := jsonReader{b: b, ok: true}
+	r.lit(`{"id":`)
+	m.ID = ID(r.str())
+	r.lit(`,"project_id":`)
+	m.ProjectID = ID(r.str())
+	r.lit(`,"content":`)
+	m.Content = r.str()
+	r.lit(`,"embedding_model":`)
+	m.EmbeddingModel = r.str()
+	r.lit(`,"memory_type":`)
+	m.MemoryType = MemoryType(r.str())
+	r.lit(`,"domain":`)
+	m.Domain = r.str()
+	r.lit(`,"tags":`)
+	m.Tags = r.strs()
+	m.SessionID = r.optStr(`,"session_id":`)
+	m.EventType = r.optStr(`,"event_type":`)
+	m.CodeLanguage = r.optStr(`,"code_language":`)
+	m.CodeHash = r.optStr(`,"code_hash":`)
+	r.lit(`,"usefulness":`)
+	m.Usefulness = r.float()
+	r.lit(`,"confidence":`)
+	m.Confidence = r.float()
+	r.lit(`,"access_count":`)
+	m.AccessCount = r.int()
+	r.lit(`,"quality_score":`)
+	m.QualityScore = r.float()
+	r.lit(`,"consolidation_state":`)
+	m.State = State(r.str())
+	m.SupersededBy = ID(r.optStr(`,"superseded_by":`))
+	r.lit(`,"created_at":`)
+	m.CreatedAt = r.time()
+	r.lit(`,"updated_at":`)
+	m.UpdatedAt = r.time()
+	r.lit(`,"last_accessed":`)
+	m.LastAccessed = r.time()
+	r.lit(`,"last_retrieved":`)
+	m.LastRetrieved = r.time()
+	r.lit(`,"consolidated_at":`)
+	m.ConsolidatedAt = r.time()
+	r.lit(`,"version":`)
+	m.Version = r.stamp()
+	r.lit(`,"state_version":`)
+	m.StateVersion = r.stamp()
+	r.lit(`}`)
+	return r.ok && r.i == len(r.b)
+}
+
+// jsonReader reads the JSON jsonWriter writes; ok turns false at the first
+// byte it does not expect, and every later read returns a zero value.
+type jsonReader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+// lit consumes s.
+func (r *jsonReader) lit(s string) {
+	if !r.ok || len(r.b)-r.i < len(s) || string(r.b[r.i:r.i+len(s)]) != s {
+		r.ok = false
+		return
+	}
+	r.i += len(s)
+}
+
+// optStr reads an omitempty string field: key, then a string, if the
+// input continues with key.
+func (r *jsonReader) optStr(key string) string {
+	if !r.ok || len(r.b)-r.i < len(key) || string(r.b[r.i:r.i+len(key)]) != key {
+		return ""
+	}
+	r.i += len(key)
+	return r.str()
+}
+
+// quoted consumes a string without escapes and returns its contents. Its
+// bytes are ones encoding/json keeps as they are: no control character,
+// and non-ASCII only as valid UTF-8 (it replaces invalid bytes).
+func (r *jsonReader) quoted() []byte {
+	if !r.ok || r.i >= len(r.b) || r.b[r.i] != '"' {
+		r.ok = false
+		return nil
+	}
+	start, ascii := r.i+1, true
+	for j := start; j < len(r.b); j++ {
+		switch c := r.b[j]; {
+		case c == '"':
+			s := r.b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				r.ok = false
+				return nil
+			}
+			r.i = j + 1
+			return s
+		case c < 0x20 || c == '\\':
+			r.ok = false
+			return nil
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	r.ok = false
+	return nil
+}
+
+func (r *jsonReader) str() string { return string(r.quoted()) }
+
+// strs reads a []string as encoding/json decodes one into a nil slice:
+// null stays nil, [] is empty but not nil.
+func (r *jsonReader) strs() []string {
+	if !r.ok {
+		return nil
+	}
+	if len(r.b)-r.i >= 4 && string(r.b[r.i:r.i+4]) == "null" {
+		r.i += 4
+		return nil
+	}
+	r.lit(`[`)
+	out := []string{}
+	if r.ok && r.i < len(r.b) && r.b[r.i] == ']' {
+		r.i++
+		return out
+	}
+	for r.ok {
+		out = append(out, r.str())
+		if r.ok && r.i < len(r.b) && r.b[r.i] == ',' {
+			r.i++
+			continue
+		}
+		r.lit(`]`)
+		break
+	}
+	return out
+}
+
+// number consumes a JSON number and returns its text; integer reports
+// whether it has neither a fraction nor an exponent.
+func (r *jsonReader) number() (s string, integer bool) {
+	if !r.ok {
+		return "", false
+	}
+	b, i := r.b, r.i
+	digits := func() bool {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		r.ok = false
+		return "", false
+	}
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			r.ok = false
+			return "", false
+		}
+		integer = false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			r.ok = false
+			return "", false
+		}
+		integer = false
+	}
+	s, r.i = string(b[r.i:i]), i
+	return s, integer
+}
+
+// float reads a float64 as encoding/json does (strconv.ParseFloat).
+func (r *jsonReader) float() float64 {
+	s, _ := r.number()
+	if !r.ok {
+		return 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		r.ok = false
+	}
+	return f
+}
+
+// int reads an int64 as encoding/json does (strconv.ParseInt).
+func (r *jsonReader) int() int64 {
+	s, integer := r.number()
+	if !r.ok || !integer {
+		r.ok = false
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		r.ok = false
+	}
+	return n
+}
+
+// uint reads a uint64 as encoding/json does (strconv.ParseUint).
+func (r *jsonReader) uint() uint64 {
+	s, integer := r.number()
+	if !r.ok || !integer {
+		r.ok = false
+		return 0
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		r.ok = false
+	}
+	return n
+}
+
+// time reads a time.Time through its own UnmarshalJSON, given the quoted
+// string as encoding/json would give it.
+func (r *jsonReader) time() time.Time {
+	start := r.i
+	r.quoted()
+	var t time.Time
+	if r.ok && t.UnmarshalJSON(r.b[start:r.i]) != nil {
+		r.ok = false
+	}
+	return t
+}
+
+func (r *jsonReader) stamp() Stamp {
+	var s Stamp
+	r.lit(`{"hlc":`)
+	s.HLC = HLC(r.uint())
+	r.lit(`,"device":`)
+	s.Device = r.str()
+	r.lit(`}`)
+	return s
 }

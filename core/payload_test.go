@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,8 @@ func TestAppendMemoryJSON(t *testing.T) {
 
 // TestAppendMemoryJSONFields fails when Memory gains or loses a field, so
 // that appendMemoryJSON, which writes each field by hand, is updated with
-// it (a field it did not write would silently vanish from payloads).
+// it (a field it did not write would silently vanish from payloads), and
+// so is parseMemoryJSON.
 func TestAppendMemoryJSONFields(t *testing.T) {
 	t.Parallel()
 	var names []string
@@ -116,5 +118,164 @@ func TestAppendMemoryJSONFields(t *testing.T) {
 	require.Equal(t, []string{"ID", "ProjectID", "Content", "Embedding", "EmbeddingModel", "MemoryType", "Domain", "Tags",
 		"SessionID", "EventType", "CodeLanguage", "CodeHash", "Usefulness", "Confidence", "AccessCount", "QualityScore", "State",
 		"SupersededBy", "CreatedAt", "UpdatedAt", "LastAccessed", "LastRetrieved", "ConsolidatedAt", "Version", "StateVersion",
-		"AccessByDevice"}, names, "Memory changed: update appendMemoryJSON (core/payload.go) and this list")
+		"AccessByDevice"}, names, "Memory changed: update appendMemoryJSON and parseMemoryJSON (core/payload.go) and this list")
+}
+
+// checkParseMemoryJSON compares parseMemoryJSON with json.Unmarshal on b:
+// when it says ok, json.Unmarshal must succeed with the same Memory.
+// It returns parseMemoryJSON's ok.
+func checkParseMemoryJSON(t *testing.T, b []byte) bool {
+	t.Helper()
+	var got Memory
+	ok := parseMemoryJSON(b, &got)
+	var want Memory
+	err := json.Unmarshal(b, &want)
+	if ok {
+		require.NoError(t, err, "parseMemoryJSON accepted what json.Unmarshal rejects: %q", b)
+		require.Equal(t, want, got, "%q", b)
+	}
+	// decodePayload gives json.Unmarshal's answer either way.
+	var dec Memory
+	derr := decodePayload(&Change{Kind: KindMemoryPut, Payload: b}, &dec)
+	require.Equal(t, err == nil, derr == nil, "%q: %v / %v", b, err, derr)
+	if err == nil {
+		require.Equal(t, want, dec, "%q", b)
+	}
+	return ok
+}
+
+// TestParseMemoryJSON checks parseMemoryJSON against json.Unmarshal: the
+// same Memory whenever it says ok, ok for what a put usually carries, and
+// not ok for what it leaves to encoding/json.
+func TestParseMemoryJSON(t *testing.T) {
+	t.Parallel()
+	at := time.UnixMilli(1_780_000_000_123).UTC()
+	base := Memory{
+		ID: "0190f3a2-0000-7000-8000-0000000000aa", ProjectID: "0190f3a2-0000-7000-8000-000000000001",
+		Content: "plain words, numbers 12 and (punctuation)!", EmbeddingModel: "m", MemoryType: TypeFact,
+		Domain: "d", Tags: []string{}, Usefulness: 0.5, Confidence: 1, QualityScore: Quality(0.5, 1, 0),
+		State: StateUnconsolidated, CreatedAt: at, UpdatedAt: at,
+		Version: Stamp{HLC: 1 << 40, Device: "edge-1"},
+	}
+	marshal := func(mutate func(*Memory)) string {
+		m := base
+		mutate(&m)
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		return string(b)
+	}
+	plain := marshal(func(*Memory) {})
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"plain", plain, true},
+		{"nil tags", marshal(func(m *Memory) { m.Tags = nil }), true},
+		{"tags", marshal(func(m *Memory) { m.Tags = []string{"a", "b c", ""} }), true},
+		{"optional strings", marshal(func(m *Memory) {
+			m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.SupersededBy = "s", "e", "go", "h", "x"
+		}), true},
+		{"stamps", marshal(func(m *Memory) {
+			m.Version, m.StateVersion = Stamp{HLC: math.MaxUint64, Device: "dev"}, Stamp{HLC: 1, Device: ""}
+		}), true},
+		{"small and large floats", marshal(func(m *Memory) { m.Usefulness, m.Confidence, m.QualityScore = 1e-7, 3e21, -2.5e-9 }), true},
+		{"negative zero", marshal(func(m *Memory) { m.Confidence = math.Copysign(0, -1) }), true},
+		{"access count", marshal(func(m *Memory) { m.AccessCount = math.MinInt64 }), true},
+		{"zero times", marshal(func(m *Memory) { m.CreatedAt, m.UpdatedAt = time.Time{}, time.Time{} }), true},
+		{"zone", marshal(func(m *Memory) { m.LastAccessed = at.In(time.FixedZone("x", -5*3600-30*60)) }), true},
+		{"nanoseconds", marshal(func(m *Memory) { m.ConsolidatedAt = at.Add(123456789) }), true},
+		{"unicode", marshal(func(m *Memory) { m.Content, m.Tags = "naïve café 東京 🙂", []string{"ü"} }), true},
+		{"delete character", marshal(func(m *Memory) { m.Content = "a\x7fb" }), true},
+
+		// Left to encoding/json, which accepts them.
+		{"html escaped", marshal(func(m *Memory) { m.Content = "a <b> & c" }), false},
+		{"quote", marshal(func(m *Memory) { m.Content = `say "hi"` }), false},
+		{"control", marshal(func(m *Memory) { m.Content = "tab\there" }), false},
+		{"invalid UTF-8 replaced", "{\"id\":\"a\xffb\"" + plain[len(`{"id":"0190f3a2-0000-7000-8000-0000000000aa"`):], false},
+		{"embedding", marshal(func(m *Memory) { m.Embedding = []float32{1, 2} }), false},
+		{"access map", marshal(func(m *Memory) { m.AccessByDevice = map[string]int64{"d": 1} }), false},
+		{"space", " " + plain, false},
+		{"trailing space", plain + "\n", false},
+		{"keys reordered", `{"project_id":"p","id":"i"` + plain[len(`{"id":"0190f3a2-0000-7000-8000-0000000000aa","project_id":"0190f3a2-0000-7000-8000-000000000001"`):], false},
+		{"null time", strings.Replace(plain, `"last_accessed":"0001-01-01T00:00:00Z"`, `"last_accessed":null`, 1), false},
+		{"integer as float", strings.Replace(plain, `"access_count":0`, `"access_count":1.0`, 1), false},
+		{"integer exponent", strings.Replace(plain, `"access_count":0`, `"access_count":1e2`, 1), false},
+		{"upper-case key", strings.Replace(plain, `"domain"`, `"Domain"`, 1), false},
+		{"unknown key", strings.Replace(plain, `"domain":"d"`, `"domain":"d","x":1`, 1), false},
+
+		// Rejected by both.
+		{"empty", ``, false},
+		{"truncated", plain[:len(plain)-1], false},
+		{"trailing bytes", plain + "}", false},
+		{"float overflow", strings.Replace(plain, `"usefulness":0.5`, `"usefulness":1e400`, 1), false},
+		{"integer overflow", strings.Replace(plain, `"access_count":0`, `"access_count":9223372036854775808`, 1), false},
+		{"negative hlc", strings.Replace(plain, `{"hlc":1099511627776`, `{"hlc":-1`, 1), false},
+		{"leading zero", strings.Replace(plain, `"access_count":0`, `"access_count":01`, 1), false},
+		{"bad time", strings.Replace(plain, `"updated_at":"2026`, `"updated_at":"x2026`, 1), false},
+		{"raw control", strings.Replace(plain, `plain words`, "plain\twords", 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.name != "plain" {
+				require.NotEqual(t, plain, tt.in, "the case changes nothing")
+			}
+			require.Equal(t, tt.ok, checkParseMemoryJSON(t, []byte(tt.in)), "%s", tt.in)
+		})
+	}
+}
+
+// FuzzParseMemoryJSON is a differential fuzz target: parseMemoryJSON must
+// agree with json.Unmarshal on whatever it accepts, and decodePayload
+// with json.Unmarshal on everything.
+func FuzzParseMemoryJSON(f *testing.F) {
+	at := time.UnixMilli(1_780_000_000_123).UTC()
+	for _, m := range []Memory{
+		{ID: "i", ProjectID: "p", Content: "c", Tags: []string{"x"}, CreatedAt: at, Version: Stamp{HLC: 7, Device: "d"}},
+		{Content: "naïve", Tags: nil, Usefulness: 1e-9, AccessCount: -3, SessionID: "s", SupersededBy: "o",
+			LastAccessed: at.In(time.FixedZone("z", 3600))},
+	} {
+		b, err := json.Marshal(m)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"id":"a\u0041"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkParseMemoryJSON(t, b)
+	})
+}
+
+// BenchmarkDecodeMemoryPayload compares decodePayload on a put's payload
+// with encoding/json, which it used alone before parseMemoryJSON.
+func BenchmarkDecodeMemoryPayload(b *testing.B) {
+	at := time.UnixMilli(1_780_000_000_123).UTC()
+	m := Memory{
+		ID: "0190f3a2-0000-7000-8000-0000000000aa", ProjectID: "0190f3a2-0000-7000-8000-000000000001",
+		Content: strings.Repeat("the quick brown fox jumps over the lazy dog ", 12), EmbeddingModel: "athena-hash-768",
+		MemoryType: TypeFact, Domain: "general", Tags: []string{"bench", "sync"}, Usefulness: 0.5, Confidence: 0.9,
+		QualityScore: Quality(0.5, 0.9, 0), State: StateUnconsolidated, CreatedAt: at, UpdatedAt: at, LastAccessed: at,
+		Version: Stamp{HLC: MakeHLC(at.UnixMilli(), 3), Device: "edge-1"},
+	}
+	p, err := EncodePayload(m)
+	require.NoError(b, err)
+	c := &Change{Kind: KindMemoryPut, Payload: p}
+	b.Run("decodePayload", func(b *testing.B) {
+		b.SetBytes(int64(len(p)))
+		for b.Loop() {
+			var got Memory
+			if err := decodePayload(c, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(p)))
+		for b.Loop() {
+			var got Memory
+			if err := json.Unmarshal(p, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
