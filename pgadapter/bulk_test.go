@@ -164,9 +164,11 @@ func TestKeywordColumnHoldsCoreTerms(t *testing.T) {
 	}
 }
 
-// TestVectorsStayInline: a 768-d memory put writes its vector into the
-// memory row and its change row, not into either table's TOAST relation
-// (migrations 5 and 9), so the write and every read of it touch one row.
+// TestVectorsStayInline: a 768-d memory put writes its vector once, into
+// the memory row, and its change reads it from there (migration 10); a
+// re-embed copies the old vector into the old change's row. Neither goes
+// to its table's TOAST relation (migrations 5 and 9), so the write and
+// every read of it touch one row.
 func TestVectorsStayInline(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -175,13 +177,24 @@ func TestVectorsStayInline(t *testing.T) {
 	p, err := db.CreateProject(ctx, core.Project{Name: "p", Path: "/p", EmbeddingModel: "m", EmbeddingDim: 768})
 	require.NoError(t, err)
 	r := mrand.New(mrand.NewPCG(3, 4))
+	var ids []core.ID
 	for range 3 {
-		_, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "inline vectors", Embedding: randUnit(r, 768)})
+		m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "inline vectors", Embedding: randUnit(r, 768)})
+		require.NoError(t, err)
+		ids = append(ids, m.ID)
+	}
+	count := func(where string) int {
+		var n int
+		require.NoError(t, s.pool.QueryRow(ctx, "SELECT count(*) FROM changes WHERE "+where).Scan(&n))
+		return n
+	}
+	require.Equal(t, 3, count("vector IS NULL AND vector_in_memory"), "each put's vector is read from its memory row")
+	for _, id := range ids {
+		_, err := db.UpdateMemory(ctx, id, func(m *core.Memory) error { m.Embedding = randUnit(r, 768); return nil })
 		require.NoError(t, err)
 	}
-	var changes int
-	require.NoError(t, s.pool.QueryRow(ctx, "SELECT count(*) FROM changes WHERE vector IS NOT NULL").Scan(&changes))
-	require.Equal(t, 3, changes, "each put logs its vector")
+	require.Equal(t, 3, count("kept_vector IS NOT NULL AND NOT vector_in_memory"), "re-embedding copies the old vectors out")
+	require.Equal(t, 3, count("vector IS NULL AND vector_in_memory"), "the new puts read theirs from the rows")
 	for _, table := range []string{"memories", "changes"} {
 		var toastBytes int64
 		require.NoError(t, s.pool.QueryRow(ctx, `SELECT pg_relation_size(reltoastrelid) FROM pg_class

@@ -2,7 +2,9 @@ package pgadapter
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +65,10 @@ type changeRow struct {
 	c       *core.Change
 	v       core.Change
 	payload string
-	vector  []byte
+	vector  []byte // nil when inMemory
+	// inMemory: vector is the embedding of the memory row queued with
+	// this change, and is read from there (linkVectors).
+	inMemory bool
 }
 
 // maxRowsPerStatement bounds a multi-row statement's arrays.
@@ -78,6 +83,7 @@ func (p *pipeTx) send(ctx context.Context) error {
 		return nil
 	}
 	b := &pgx.Batch{}
+	p.linkVectors()
 	p.queueMems(b)
 	if len(p.changes) > 0 && p.lockChanges != "" {
 		b.Queue(p.lockChanges, p.lockChangesArgs...)
@@ -87,6 +93,60 @@ func (p *pipeTx) send(ctx context.Context) error {
 	p.mems, p.changes = nil, nil
 	return p.Tx.SendBatch(ctx, b).Close()
 }
+
+// linkVectors leaves out of the queued change rows the vectors that the
+// memory rows queued with them hold (migration 10): a memory.put whose
+// vector is bit for bit the embedding its entity's row is written with.
+// The row is written in the same batch, before the change, and the
+// upserts that later change or delete that embedding first copy it into
+// the change's kept_vector (keptVectorsSQL).
+//
+// That copy sees every change linked to the row because whoever writes
+// an existing memory row holds the memory's advisory lock (core reads a
+// memory, which locks it, before it writes it; a memory with a fresh ID
+// is unknown to other transactions until its own commits), so the
+// changing statement starts after the linking transaction committed.
+func (p *pipeTx) linkVectors() {
+	if len(p.changes) == 0 || len(p.mems) == 0 {
+		return
+	}
+	last := make(map[core.ID]*core.Memory, len(p.mems))
+	for i := range p.mems {
+		last[p.mems[i].m.ID] = &p.mems[i].m
+	}
+	for i := range p.changes {
+		r := &p.changes[i]
+		if r.v.Kind != core.KindMemoryPut || r.vector == nil {
+			continue
+		}
+		if m := last[r.v.EntityID]; m != nil && sameBits(r.vector, m.Embedding) {
+			r.vector, r.inMemory = nil, true
+		}
+	}
+}
+
+// sameBits reports whether b (encodeVector's form) encodes v exactly.
+func sameBits(b []byte, v []float32) bool {
+	if len(b) != 4*len(v) {
+		return false
+	}
+	for i, x := range v {
+		if binary.LittleEndian.Uint32(b[4*i:]) != math.Float32bits(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// keptVectorsSQL is the CTE, for putMemoriesSQL and putMemorySQL, that
+// copies the embedding of each existing row the statement re-embeds into
+// kept_vector of the changes reading their vector from it; n is the CTE of
+// the new (id, embedding). Like every CTE of the statement it reads the
+// rows as they were before the upsert. The embeddings are compared by
+// their binary form, so a -0 becoming 0 counts as a change.
+const keptVectorsSQL = `kept AS (UPDATE changes c SET kept_vector = o.embedding, vector_in_memory = false
+		FROM memories o JOIN n ON n.id = o.id
+		WHERE c.entity_id = o.id AND c.vector_in_memory AND vector_send(o.embedding) IS DISTINCT FROM vector_send(n.embedding))`
 
 // queueMems queues the upserts of the queued memory rows. A memory put
 // twice is written once, as its last put: a put replaces the whole row, and
@@ -150,6 +210,8 @@ const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], 
 		$23::bigint[], $24::bigint[], $25::text[], $26::bigint[], $27::text[], $28::text[], $29::text[], $30::int[], $31::int[])
 		AS v(` + memCols + `, terms, doc_len, embedding_dim)),
 	old AS (SELECT project_id, doc_len::bigint FROM memories WHERE id = ANY($1::text[])),
+	n AS (SELECT id, embedding FROM v),
+	` + keptVectorsSQL + `,
 	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
 		SELECT id, project_id, content, embedding, embedding_model, memory_type, domain,
 			CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
@@ -163,6 +225,8 @@ const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], 
 // single put (an interactive remember) was 0.1–0.3 ms slower through the
 // arrays.
 const putMemorySQL = `WITH old AS (SELECT project_id, doc_len::bigint FROM memories WHERE id = $1),
+	n AS (SELECT $1::text AS id, $4::vector AS embedding),
+	` + keptVectorsSQL + `,
 	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
 			$24, $25, $26, $27, $28, $29, $30, $31)
@@ -261,18 +325,19 @@ func (p *pipeTx) queueChanges(b *pgx.Batch) {
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		seqs, hlcs := make([]int64, n), make([]int64, n)
 		vecs := make([][]byte, n)
+		inMem := make([]bool, n)
 		byKey := make(map[changeKey]*core.Change, n)
 		for i, r := range chunk {
 			c := &r.v
 			devices[i], seqs[i], hlcs[i], kinds[i] = c.Device, int64(c.Seq), int64(c.HLC), string(c.Kind)
 			projects[i], entities[i], statuses[i], reasons[i] = string(c.ProjectID), string(c.EntityID), string(c.Status), c.Reason
-			payloads[i], vecs[i] = r.payload, r.vector
+			payloads[i], vecs[i], inMem[i] = r.payload, r.vector, r.inMemory
 			byKey[changeKey{c.Device, int64(c.Seq)}] = r.c
 		}
-		op, q, args := "append changes", appendChangesSQL, []any{devices, seqs, hlcs, kinds, projects, entities, payloads, vecs, statuses, reasons}
+		op, q, args := "append changes", appendChangesSQL, []any{devices, seqs, hlcs, kinds, projects, entities, payloads, vecs, statuses, reasons, inMem}
 		if n == 1 { // one row as plain parameters, as for a lone memory row
 			op, q = "append change "+devices[0]+"/"+strconv.FormatInt(seqs[0], 10), appendChangeSQL
-			args = []any{devices[0], seqs[0], hlcs[0], kinds[0], projects[0], entities[0], payloads[0], vecs[0], statuses[0], reasons[0]}
+			args = []any{devices[0], seqs[0], hlcs[0], kinds[0], projects[0], entities[0], payloads[0], vecs[0], statuses[0], reasons[0], inMem[0]}
 		}
 		b.Queue(q, args...).Query(func(rs pgx.Rows) error {
 			for rs.Next() {
@@ -295,16 +360,18 @@ func (p *pipeTx) queueChanges(b *pgx.Batch) {
 
 // appendChangesSQL inserts change-log entries given as one array per
 // column, in array order, and returns their positions.
-const appendChangesSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
-	SELECT device, seq, hlc, kind, project_id, entity_id, payload::json, vector, status, reason
+const appendChangesSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason,
+		vector_in_memory)
+	SELECT device, seq, hlc, kind, project_id, entity_id, payload::json, vector, status, reason, vector_in_memory
 	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
-		$9::text[], $10::text[]) WITH ORDINALITY
-		AS u(device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason, n)
+		$9::text[], $10::text[], $11::bool[]) WITH ORDINALITY
+		AS u(device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason, vector_in_memory, n)
 	ORDER BY n RETURNING pos, device, seq`
 
 // appendChangeSQL is appendChangesSQL for one entry.
-const appendChangeSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING pos, device, seq`
+const appendChangeSQL = `INSERT INTO changes (device, seq, hlc, kind, project_id, entity_id, payload, vector, status, reason,
+		vector_in_memory)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pos, device, seq`
 
 type changeKey struct {
 	device string

@@ -458,7 +458,11 @@ func (t *tx) DeleteMemory(ctx context.Context, id core.ID) error {
 	}
 	var project *string
 	var n *int64
-	err := t.tx.QueryRow(ctx, `WITH d AS (DELETE FROM memories WHERE id = $1 RETURNING project_id, doc_len),
+	// The changes that read their vector from the row (migration 10) get
+	// a copy first.
+	err := t.tx.QueryRow(ctx, `WITH d AS (DELETE FROM memories WHERE id = $1 RETURNING project_id, doc_len, embedding),
+		kept AS (UPDATE changes c SET kept_vector = d.embedding, vector_in_memory = false FROM d
+			WHERE c.entity_id = $1 AND c.vector_in_memory),
 		ins AS (INSERT INTO tombstones (id, project_id, deleted_at)
 			SELECT $1, coalesce((SELECT project_id FROM d), ''), $2 ON CONFLICT (id) DO NOTHING RETURNING 1)
 		SELECT (SELECT project_id FROM d), (SELECT doc_len::bigint FROM d), (SELECT count(*) FROM ins)`,
@@ -736,8 +740,13 @@ func (t *tx) Changes(ctx context.Context, after int64, limit int, exclude string
 	if limit < 0 {
 		return nil, fmt.Errorf("pgadapter: changes: %w: limit %d is negative", core.ErrInvalid, limit)
 	}
-	rows, err := t.tx.Query(ctx, `SELECT pos, device, seq, hlc, kind, project_id, entity_id, payload::text, vector, status, reason
-		FROM changes WHERE pos > $1 AND ($3 = '' OR device <> $3) ORDER BY pos LIMIT $2`, after, limit, exclude)
+	// A change's vector is in its own row (vector, or kept_vector once
+	// copied there), or in its memory's row (vector_in_memory: see
+	// pipeTx.linkVectors).
+	rows, err := t.tx.Query(ctx, `SELECT c.pos, c.device, c.seq, c.hlc, c.kind, c.project_id, c.entity_id, c.payload::text,
+			c.vector, CASE WHEN c.vector_in_memory THEN m.embedding ELSE c.kept_vector END, c.vector_in_memory, c.status, c.reason
+		FROM changes c LEFT JOIN memories m ON c.vector_in_memory AND m.id = c.entity_id
+		WHERE c.pos > $1 AND ($3 = '' OR c.device <> $3) ORDER BY c.pos LIMIT $2`, after, limit, exclude)
 	if err != nil {
 		return nil, translate("changes", err)
 	}
@@ -746,10 +755,22 @@ func (t *tx) Changes(ctx context.Context, after int64, limit int, exclude string
 		var seq, hlc int64
 		var kind, project, entity, payload, status string
 		var vec []byte
-		err := r.Scan(&c.Pos, &c.Device, &seq, &hlc, &kind, &project, &entity, &payload, &vec, &status, &c.Reason)
+		var kept *pgvector.Vector
+		var inMemory bool
+		err := r.Scan(&c.Pos, &c.Device, &seq, &hlc, &kind, &project, &entity, &payload, &vec, &kept, &inMemory, &status, &c.Reason)
+		if err != nil {
+			return c, err
+		}
 		c.Seq, c.HLC, c.Kind, c.ProjectID, c.EntityID = uint64(seq), core.HLC(hlc), core.Kind(kind), core.ID(project), core.ID(entity)
 		c.Payload, c.Vector, c.Status = json.RawMessage(payload), decodeVector(vec), core.Status(status)
-		return c, err
+		switch {
+		case kept != nil:
+			c.Vector = kept.Slice()
+		case inMemory:
+			// The row went or changed without copying its embedding here.
+			return c, fmt.Errorf("change %d: its vector is missing from memory %s", c.Pos, c.EntityID)
+		}
+		return c, nil
 	})
 	if err != nil {
 		return nil, translate("changes", err)

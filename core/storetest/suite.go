@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"ChangeLogConverges", testConverge},
 		{"ChangeLogRejectsAndGaps", testRejectAndGap},
 		{"ChangeLogBatchReadsItsOwnWrites", testApplyBatch},
+		{"ChangeLogKeepsEachVector", testChangeVectors},
 		{"ContextCancellation", testCancel},
 		{"MetaIsTransactional", testMeta},
 		{"ReembedSwap", testReembedSwap},
@@ -1044,6 +1045,119 @@ func testApplyBatch(t *testing.T, e *env) {
 	assert.Equal(t, core.StateSuperseded, got[dup.ID].State)
 	assert.Equal(t, keep.ID, got[dup.ID].SupersededBy)
 	assert.EqualValues(t, 2, got[dup.ID].AccessCount)
+}
+
+// testChangeVectors checks that every logged change reads back the vector
+// it carried, whatever happened to its memory afterwards: re-embedded
+// (also only a zero's sign), edited with the same vector, deleted,
+// replaced by a remote change, and changes whose memory row was never
+// written with their vector (a rejected put, a put overtaken in its own
+// transaction). A store that keeps a put's vector once, in the memory
+// row, must copy it out before that row changes.
+func testChangeVectors(t *testing.T, e *env) {
+	ctx := e.ctx
+	p := e.project("change-vectors")
+	want := map[string][]float32{} // device/seq → the vector the change carried
+	key := func(c core.Change) string { return fmt.Sprintf("%s/%d", c.Device, c.Seq) }
+	lastPut := func(db *core.DB, id core.ID) string {
+		t.Helper()
+		k := ""
+		for _, c := range mustChanges(t, ctx, db) {
+			if c.EntityID == id && c.Kind == core.KindMemoryPut {
+				k = key(c)
+			}
+		}
+		require.NotEmpty(t, k, "no put of %s", id)
+		return k
+	}
+	a := e.remember(p, "alpha", Vec(40), nil)
+	want[lastPut(e.db, a.ID)] = Vec(40)
+	res, err := e.db.RememberBatch(ctx, []core.Memory{
+		{ProjectID: p.ID, Content: "beta", Embedding: Vec(41), EmbeddingModel: Model},
+		{ProjectID: p.ID, Content: "gamma", Embedding: Vec(42), EmbeddingModel: Model},
+	})
+	require.NoError(t, err)
+	b, g := res[0].ID, res[1].ID
+	want[lastPut(e.db, b)], want[lastPut(e.db, g)] = Vec(41), Vec(42)
+	signed := Vec(43)
+	signed[0] = float32(math.Copysign(0, -1))
+	z := e.remember(p, "signed zero", signed, nil)
+	want[lastPut(e.db, z.ID)] = signed
+
+	_, err = e.db.UpdateMemory(ctx, a.ID, func(m *core.Memory) error { m.Embedding = Vec(44); return nil })
+	require.NoError(t, err)
+	want[lastPut(e.db, a.ID)] = Vec(44)
+	_, err = e.db.UpdateMemory(ctx, g, func(m *core.Memory) error { m.Content = "gamma two"; return nil })
+	require.NoError(t, err)
+	want[lastPut(e.db, g)] = Vec(42)
+	unsigned := slices.Clone(signed)
+	unsigned[0] = 0
+	_, err = e.db.UpdateMemory(ctx, z.ID, func(m *core.Memory) error { m.Embedding = unsigned; return nil })
+	require.NoError(t, err)
+	want[lastPut(e.db, z.ID)] = unsigned
+	require.NoError(t, e.db.DeleteMemory(ctx, b))
+
+	// Remote puts, applied as a sync server applies them, then overtaken
+	// by a newer remote put with another vector.
+	src := core.New(e.open(t), core.Config{Device: "edge-v", Clock: core.NewClock(core.ClockConfig{Now: e.clock.Now})})
+	replicate(t, ctx, e.db, src)
+	r, err := src.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "remote", Embedding: Vec(45), EmbeddingModel: Model})
+	require.NoError(t, err)
+	seen := len(mustChanges(t, ctx, src))
+	_, err = e.db.ApplyChanges(ctx, mustChanges(t, ctx, src)[seen-1:])
+	require.NoError(t, err)
+	want[lastPut(src, r.ID)] = Vec(45)
+	e.clock.Advance(time.Second)
+	_, err = src.UpdateMemory(ctx, r.ID, func(m *core.Memory) error { m.Embedding = Vec(46); return nil })
+	require.NoError(t, err)
+	_, err = e.db.ApplyChanges(ctx, mustChanges(t, ctx, src)[seen:])
+	require.NoError(t, err)
+	want[lastPut(src, r.ID)] = Vec(46)
+
+	// A put logged rejected (its row is not written), and one whose row is
+	// written with another vector in the same transaction, after a read.
+	cur, err := e.db.Memory(ctx, a.ID)
+	require.NoError(t, err)
+	other := core.NewID(e.clock.Now())
+	require.NoError(t, e.b.Update(ctx, func(w core.WriteTx) error {
+		for i, c := range []*core.Change{
+			{Device: "edge-w", Seq: 1, HLC: 1, Kind: core.KindMemoryPut, ProjectID: p.ID, EntityID: other, Payload: []byte(`{}`), Vector: Vec(47), Status: core.StatusRejected, Reason: "test"},
+			{Device: "edge-w", Seq: 2, HLC: 2, Kind: core.KindMemoryPut, ProjectID: p.ID, EntityID: other, Payload: []byte(`{}`), Vector: Vec(48), Status: core.StatusApplied},
+		} {
+			require.NoError(t, w.AppendChange(ctx, c))
+			want[key(*c)] = c.Vector
+			if i == 0 {
+				continue
+			}
+			cs, err := w.Changes(ctx, 0, core.DefaultMaxK, "")
+			require.NoError(t, err)
+			require.Equal(t, Vec(48), cs[len(cs)-1].Vector, "read in the appending transaction")
+			m := cur
+			m.ID, m.Embedding = other, Vec(49)
+			require.NoError(t, w.PutMemory(ctx, m))
+		}
+		return nil
+	}))
+
+	check := func(cs []core.Change) {
+		t.Helper()
+		n := 0
+		for _, c := range cs {
+			if v, ok := want[key(c)]; ok {
+				require.Equal(t, v, c.Vector, "change %s", key(c))
+				require.Equal(t, math.Signbit(float64(v[0])), math.Signbit(float64(c.Vector[0])), "change %s: the sign of zero", key(c))
+				n++
+			} else {
+				require.Nil(t, c.Vector, "change %s (%s)", key(c), c.Kind)
+			}
+		}
+		require.Len(t, want, n, "every put was read")
+	}
+	check(mustChanges(t, ctx, e.db))
+	// And after the memories go.
+	require.NoError(t, e.db.DeleteMemory(ctx, a.ID))
+	require.NoError(t, e.db.DeleteMemory(ctx, r.ID))
+	check(mustChanges(t, ctx, e.db))
 }
 
 func mustChanges(t *testing.T, ctx context.Context, db *core.DB) []core.Change {
