@@ -167,8 +167,10 @@ func encodeMsg(t MsgType, v any) ([]byte, error) {
 
 // decodeMsg unmarshals a frame's metadata into v and puts vectors back.
 func decodeMsg(f *Frame, v any) error {
-	if err := json.Unmarshal(f.Meta, v); err != nil {
-		return fmt.Errorf("%w: %s: %v", errFrame, f.Type, err)
+	if !parseMeta(f.Meta, v) {
+		if err := json.Unmarshal(f.Meta, v); err != nil {
+			return fmt.Errorf("%w: %s: %v", errFrame, f.Type, err)
+		}
 	}
 	var cs []core.Change
 	switch m := v.(type) {
