@@ -140,12 +140,13 @@ func sameBits(b []byte, v []float32) bool {
 
 // keptVectorsSQL is the CTE, for putMemoriesSQL and putMemorySQL, that
 // copies the embedding of each existing row the statement re-embeds into
-// kept_vector of the changes reading their vector from it; n is the CTE of
-// the new (id, embedding). Like every CTE of the statement it reads the
-// rows as they were before the upsert. The embeddings are compared by
-// their binary form, so a -0 becoming 0 counts as a change.
+// kept_vector of the changes reading their vector from it. old is the CTE
+// of the existing rows as they were before the upsert (every CTE of the
+// statement sees them so), n that of the new (id, embedding). The
+// embeddings are compared by their binary form, so a -0 becoming 0 counts
+// as a change.
 const keptVectorsSQL = `kept AS (UPDATE changes c SET kept_vector = o.embedding, vector_in_memory = false
-		FROM memories o JOIN n ON n.id = o.id
+		FROM old o JOIN n ON n.id = o.id
 		WHERE c.entity_id = o.id AND c.vector_in_memory AND vector_send(o.embedding) IS DISTINCT FROM vector_send(n.embedding))`
 
 // queueMems queues the upserts of the queued memory rows. A memory put
@@ -209,7 +210,7 @@ const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], 
 		$15::bigint[], $16::float8[], $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
 		$23::bigint[], $24::bigint[], $25::text[], $26::bigint[], $27::text[], $28::text[], $29::text[], $30::int[], $31::int[])
 		AS v(` + memCols + `, terms, doc_len, embedding_dim)),
-	old AS (SELECT project_id, doc_len::bigint FROM memories WHERE id = ANY($1::text[])),
+	old AS (SELECT id, project_id, doc_len::bigint, embedding FROM memories WHERE id = ANY($1::text[])),
 	n AS (SELECT id, embedding FROM v),
 	` + keptVectorsSQL + `,
 	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
@@ -224,7 +225,7 @@ const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], 
 // putMemorySQL is putMemoriesSQL for one row, as plain parameters: a
 // single put (an interactive remember) was 0.1–0.3 ms slower through the
 // arrays.
-const putMemorySQL = `WITH old AS (SELECT project_id, doc_len::bigint FROM memories WHERE id = $1),
+const putMemorySQL = `WITH old AS (SELECT id, project_id, doc_len::bigint, embedding FROM memories WHERE id = $1),
 	n AS (SELECT $1::text AS id, $4::vector AS embedding),
 	` + keptVectorsSQL + `,
 	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
