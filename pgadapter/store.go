@@ -256,23 +256,20 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, prelock []string, fn
 		// where it came from the database).
 		return err, Retryable(err)
 	}
-	if err := t.flush(ctx); err != nil {
+	// A write transaction learns its own ID, to find out the outcome of a
+	// COMMIT whose answer is lost; nil when nothing was written.
+	var xid *uint64
+	xp := &xid
+	if readOnly {
+		xp = nil
+	}
+	if err := t.flush(ctx, xp); err != nil {
 		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		return err, Retryable(err)
 	}
 	if err := ctx.Err(); err != nil { // a cancelled transaction never commits
 		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		return err, false
-	}
-	var xid *uint64
-	if !readOnly {
-		// Our own transaction ID, to learn the outcome of a COMMIT whose
-		// answer is lost. NULL when nothing was written.
-		if err := ptx.QueryRow(ctx, "SELECT pg_current_xact_id_if_assigned()::text::bigint").Scan(&xid); err != nil {
-			_ = ptx.Rollback(context.WithoutCancel(ctx))
-			err = translate("commit", err)
-			return err, Retryable(err)
-		}
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		if xid == nil || isServerError(err) {

@@ -57,13 +57,13 @@ func (t *tx) checkWrite() error {
 	return nil
 }
 
-// flush writes pending statistics. Called before COMMIT.
-func (t *tx) flush(ctx context.Context) error {
+// flush sends the queued writes and the pending statistics and, if xid
+// is not nil, reads the transaction's ID into it (NULL, so nil, when the
+// transaction wrote nothing) in the same round trip as the statistics.
+// Called before COMMIT.
+func (t *tx) flush(ctx context.Context, xid **uint64) error {
 	if err := t.tx.send(ctx); err != nil { // the queue adds to t.stats
 		return err
-	}
-	if len(t.stats) == 0 {
-		return nil
 	}
 	ids := make([]core.ID, 0, len(t.stats))
 	for id := range t.stats {
@@ -81,6 +81,12 @@ func (t *tx) flush(ctx context.Context) error {
 			total_len = project_stats.total_len + excluded.total_len`, string(id), d.docs, d.totalLen)
 	}
 	t.stats = nil
+	if xid != nil {
+		// In the same round trip: the transaction's ID, to learn the
+		// outcome of a COMMIT whose answer is lost (NULL when nothing
+		// was written).
+		b.Queue("SELECT pg_current_xact_id_if_assigned()::text::bigint").QueryRow(func(r pgx.Row) error { return r.Scan(xid) })
+	}
 	if b.Len() == 0 {
 		return nil
 	}
