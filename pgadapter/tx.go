@@ -109,17 +109,25 @@ func (t *tx) addStats(project core.ID, docs, length int64) {
 	d.totalLen += length
 }
 
-// lock takes transaction-scoped advisory locks on ids (write transactions
-// only), in a fixed order, skipping those already held. Advisory locks are
+// queueLock queues in b the statement that takes transaction-scoped
+// advisory locks on ids (write transactions only), in a fixed order,
+// skipping those already held, and returns the check to run once b is
+// sent, which records them; nil if no lock is needed. Advisory locks are
 // database-wide, so the keys hash the schema name with the ID: stores in
 // different schemas of one database never contend.
 //
 // A transaction that holds no lock yet waits for the ones it needs. One
-// that already holds some only tries: if another transaction has one, it
-// fails at once with a retryable error instead of risking a deadlock
-// (which PostgreSQL detects only after deadlock_timeout, 1 s by default),
-// and Update re-runs it after a jittered backoff.
-func (t *tx) lock(ctx context.Context, ids ...string) error {
+// that already holds some only tries: if another transaction has one, the
+// check fails with a retryable error instead of risking a deadlock (which
+// PostgreSQL detects only after deadlock_timeout, 1 s by default), and
+// Update re-runs it after a jittered backoff.
+//
+// Statements queued after it in b run once the locks are held: a batch's
+// statements run one after another, and in READ COMMITTED each takes its
+// snapshot when it starts. So a read of what the locks guard goes in the
+// same round trip (lockedQuery); if a lock was busy, that read is thrown
+// away with the attempt.
+func (t *tx) queueLock(b *pgx.Batch, ids []string) (check func() error) {
 	if !t.write {
 		return nil
 	}
@@ -137,31 +145,49 @@ func (t *tx) lock(ctx context.Context, ids ...string) error {
 	}
 	slices.Sort(need)
 	need = slices.Compact(need)
+	ok := true
 	if len(t.locked) == 0 {
-		_, err := t.tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM
+		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM
 			(SELECT hashtextextended($2 || '/' || x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need, t.s.cfg.Schema)
-		if err != nil {
-			return translate("lock", err)
-		}
 	} else {
-		var ok bool
-		err := t.tx.QueryRow(ctx, `SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM
-			(SELECT hashtextextended($2 || '/' || x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`, need, t.s.cfg.Schema).Scan(&ok)
-		if err != nil {
-			return translate("lock", err)
-		}
+		b.Queue(`SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM
+			(SELECT hashtextextended($2 || '/' || x, 7) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n) s`,
+			need, t.s.cfg.Schema).QueryRow(func(r pgx.Row) error { return r.Scan(&ok) })
+	}
+	return func() error {
 		if !ok {
+			busy := slices.Clone(need)
 			for id := range t.locked {
-				need = append(need, id)
+				busy = append(busy, id)
 			}
-			return &lockBusyError{ids: need}
+			return &lockBusyError{ids: busy}
 		}
+		if t.locked == nil {
+			t.locked = map[string]bool{}
+		}
+		for _, id := range need {
+			t.locked[id] = true
+		}
+		return nil
 	}
-	if t.locked == nil {
-		t.locked = map[string]bool{}
+}
+
+// lockedQuery runs q after taking the locks on ids (see queueLock), in one
+// round trip, and hands its rows to scan.
+func (t *tx) lockedQuery(ctx context.Context, op string, ids []string, scan func(pgx.Rows) error, q string, args ...any) error {
+	b := &pgx.Batch{}
+	check := t.queueLock(b, ids)
+	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+		if err := scan(rows); err != nil {
+			return err
+		}
+		return rows.Err()
+	})
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return translate(op, err)
 	}
-	for _, id := range need {
-		t.locked[id] = true
+	if check != nil {
+		return check()
 	}
 	return nil
 }
@@ -359,11 +385,6 @@ func (t *tx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memory, 
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("pgadapter: memories: %w: limit %d is negative", core.ErrInvalid, f.Limit)
 	}
-	if len(f.IDs) > 0 {
-		if err := t.lock(ctx, idStrings(f.IDs)...); err != nil {
-			return nil, err
-		}
-	}
 	var args []any
 	q := "SELECT " + memCols + " FROM memories WHERE " + where(&f, &args, true) + " ORDER BY id"
 	if f.Newest {
@@ -373,49 +394,53 @@ func (t *tx) Memories(ctx context.Context, f core.MemoryFilter) ([]core.Memory, 
 		args = append(args, f.Limit)
 		q += " LIMIT $" + strconv.Itoa(len(args))
 	}
-	rows, err := t.tx.Query(ctx, q, args...)
+	out := []core.Memory{}
+	err := t.lockedQuery(ctx, "memories", idStrings(f.IDs), func(rows pgx.Rows) error {
+		for rows.Next() {
+			m, err := scanMemory(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	}, q, args...)
 	if err != nil {
-		return nil, translate("memories", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (core.Memory, error) { return scanMemory(r) })
-	if err != nil {
-		return nil, translate("memories", err)
-	}
-	if out == nil {
-		out = []core.Memory{}
+		return nil, err
 	}
 	return out, nil
 }
 
 func (t *tx) Tombstoned(ctx context.Context, id core.ID) (bool, error) {
-	if err := t.lock(ctx, string(id)); err != nil {
-		return false, err
-	}
 	var dead bool
-	if err := t.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tombstones WHERE id = $1)", string(id)).Scan(&dead); err != nil {
-		return false, translate("tombstoned", err)
-	}
-	return dead, nil
+	err := t.lockedQuery(ctx, "tombstoned", []string{string(id)}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&dead); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "SELECT EXISTS (SELECT 1 FROM tombstones WHERE id = $1)", string(id))
+	return dead, err
 }
 
 var _ core.TombstoneReader = (*tx)(nil)
 
 // TombstonedIDs reports which of ids were deleted, in one round trip.
 func (t *tx) TombstonedIDs(ctx context.Context, ids []core.ID) (map[core.ID]bool, error) {
-	if err := t.lock(ctx, idStrings(ids)...); err != nil {
+	out := map[core.ID]bool{}
+	err := t.lockedQuery(ctx, "tombstoned", idStrings(ids), func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			out[core.ID(id)] = true
+		}
+		return nil
+	}, "SELECT id FROM tombstones WHERE id = ANY($1)", idStrings(ids))
+	if err != nil {
 		return nil, err
-	}
-	rows, err := t.tx.Query(ctx, "SELECT id FROM tombstones WHERE id = ANY($1)", idStrings(ids))
-	if err != nil {
-		return nil, translate("tombstoned", err)
-	}
-	dead, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, translate("tombstoned", err)
-	}
-	out := make(map[core.ID]bool, len(dead))
-	for _, id := range dead {
-		out[core.ID(id)] = true
 	}
 	return out, nil
 }
@@ -675,14 +700,16 @@ func (t *tx) Relationships(ctx context.Context, f core.RelationshipFilter) ([]co
 func (t *tx) LastSeq(ctx context.Context, device string) (uint64, error) {
 	// In a write transaction, serialize writers of one device: the second
 	// sees the first's changes and numbers after them.
-	if err := t.lock(ctx, "device:"+device); err != nil {
-		return 0, err
-	}
 	var n int64
-	if err := t.tx.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM changes WHERE device = $1", device).Scan(&n); err != nil {
-		return 0, translate("last seq", err)
-	}
-	return uint64(n), nil
+	err := t.lockedQuery(ctx, "last seq", []string{"device:" + device}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "SELECT coalesce(max(seq), 0) FROM changes WHERE device = $1", device)
+	return uint64(n), err
 }
 
 func encodeVector(v []float32) []byte {
@@ -724,7 +751,7 @@ func (t *tx) AppendChange(ctx context.Context, c *core.Change) error {
 	if !t.locked[changeLogLock] {
 		// Queued ahead of the first append, after the memory rows: see
 		// pipeTx. It waits even when the transaction holds other locks:
-		// the holder of this lock only ever tries for others (see lock),
+		// the holder of this lock only ever tries for others (see queueLock),
 		// so it never waits on a transaction that waits here.
 		t.tx.lockChanges = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))`
 		t.tx.lockChangesArgs = []any{t.s.cfg.Schema, changeLogLock}
