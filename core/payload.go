@@ -221,9 +221,14 @@ type jsonReader struct {
 	ok bool
 }
 
+// has reports whether the input continues with s.
+func (r *jsonReader) has(s string) bool {
+	return r.ok && len(r.b)-r.i >= len(s) && string(r.b[r.i:r.i+len(s)]) == s
+}
+
 // lit consumes s.
 func (r *jsonReader) lit(s string) {
-	if !r.ok || len(r.b)-r.i < len(s) || string(r.b[r.i:r.i+len(s)]) != s {
+	if !r.has(s) {
 		r.ok = false
 		return
 	}
@@ -233,7 +238,7 @@ func (r *jsonReader) lit(s string) {
 // optStr reads an omitempty string field: key, then a string, if the
 // input continues with key.
 func (r *jsonReader) optStr(key string) string {
-	if !r.ok || len(r.b)-r.i < len(key) || string(r.b[r.i:r.i+len(key)]) != key {
+	if !r.has(key) {
 		return ""
 	}
 	r.i += len(key)

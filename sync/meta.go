@@ -1,18 +1,15 @@
 package edgesync
 
 import (
-	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/athena-edge/athena-edge/core"
 )
 
 // parseMeta decodes the metadata of a push or changes message into v
 // exactly as json.Unmarshal would, for the form encodeMsg writes: the
-// fields in their order, no whitespace outside values, strings without
-// escapes (non-ASCII only as valid UTF-8), and each change's payload any
-// valid JSON value, kept byte for byte. A server spent about 15 µs a
+// fields in their order, no whitespace outside values, and the change
+// list as core.DecodeChangesJSON reads it. A server spent about 15 µs a
 // change in encoding/json on these, a twentieth of a push's time. ok is
 // false, and v is unchanged, for anything else: the caller then uses
 // encoding/json, which also reports the error if there is one.
@@ -75,78 +72,18 @@ func (r *metaReader) lit(s string) {
 	r.i += len(s)
 }
 
-// changes reads a []core.Change as encoding/json decodes one into a nil
-// slice, for changes encoded without their vector and local fields.
+// changes reads a change list with core.DecodeChangesJSON.
 func (r *metaReader) changes() []core.Change {
-	if r.has("null") {
-		r.i += 4
+	if !r.ok {
 		return nil
 	}
-	r.lit(`[`)
-	out := []core.Change{}
-	if r.has(`]`) {
-		r.i++
-		return out
-	}
-	for r.ok {
-		var c core.Change
-		r.lit(`{"device":`)
-		c.Device = r.str()
-		r.lit(`,"seq":`)
-		c.Seq = r.uint()
-		r.lit(`,"hlc":`)
-		c.HLC = core.HLC(r.uint())
-		r.lit(`,"kind":`)
-		c.Kind = core.Kind(r.str())
-		r.lit(`,"project_id":`)
-		c.ProjectID = core.ID(r.str())
-		r.lit(`,"entity_id":`)
-		c.EntityID = core.ID(r.str())
-		r.lit(`,"payload":`)
-		start := r.i
-		r.value(0)
-		if r.ok {
-			c.Payload = json.RawMessage(append([]byte(nil), r.b[start:r.i]...))
-		}
-		r.lit(`}`)
-		out = append(out, c)
-		if r.has(`,`) {
-			r.i++
-			continue
-		}
-		r.lit(`]`)
-		break
-	}
-	return out
-}
-
-// str reads a string without escapes whose bytes encoding/json keeps as
-// they are: no control character, non-ASCII only as valid UTF-8.
-func (r *metaReader) str() string {
-	if !r.has(`"`) {
+	cs, n, ok := core.DecodeChangesJSON(r.b[r.i:])
+	if !ok {
 		r.ok = false
-		return ""
+		return nil
 	}
-	start, ascii := r.i+1, true
-	for j := start; j < len(r.b); j++ {
-		switch c := r.b[j]; {
-		case c == '"':
-			s := r.b[start:j]
-			if !ascii && !utf8.Valid(s) {
-				r.ok = false
-				return ""
-			}
-			r.i = j + 1
-			return string(s)
-		case c < 0x20 || c == '\\':
-			r.ok = false
-			return ""
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	r.ok = false
-	return ""
+	r.i += n
+	return cs
 }
 
 // digits reads an optional minus sign and the digits of an integer
@@ -200,145 +137,4 @@ func (r *metaReader) bool() bool {
 	}
 	r.ok = false
 	return false
-}
-
-// maxMetaDepth bounds the nesting value follows; deeper values are left
-// to encoding/json.
-const maxMetaDepth = 64
-
-// value skips one JSON value with no whitespace outside its strings,
-// checking it as encoding/json's scanner does (strings may hold any byte
-// but a control character, and only JSON's escapes).
-func (r *metaReader) value(depth int) {
-	if !r.ok || r.i >= len(r.b) || depth > maxMetaDepth {
-		r.ok = false
-		return
-	}
-	switch c := r.b[r.i]; {
-	case c == '{':
-		r.i++
-		if r.has(`}`) {
-			r.i++
-			return
-		}
-		for r.ok {
-			r.skipString()
-			r.lit(`:`)
-			r.value(depth + 1)
-			if r.has(`,`) {
-				r.i++
-				continue
-			}
-			r.lit(`}`)
-			return
-		}
-	case c == '[':
-		r.i++
-		if r.has(`]`) {
-			r.i++
-			return
-		}
-		for r.ok {
-			r.value(depth + 1)
-			if r.has(`,`) {
-				r.i++
-				continue
-			}
-			r.lit(`]`)
-			return
-		}
-	case c == '"':
-		r.skipString()
-	case c == '-' || c >= '0' && c <= '9':
-		r.skipNumber()
-	case r.has("true"), r.has("null"):
-		r.i += 4
-	case r.has("false"):
-		r.i += 5
-	default:
-		r.ok = false
-	}
-}
-
-// skipString skips a JSON string, escapes included.
-func (r *metaReader) skipString() {
-	if !r.has(`"`) {
-		r.ok = false
-		return
-	}
-	for j := r.i + 1; j < len(r.b); j++ {
-		switch c := r.b[j]; {
-		case c == '"':
-			r.i = j + 1
-			return
-		case c < 0x20:
-			r.ok = false
-			return
-		case c == '\\':
-			j++
-			if j >= len(r.b) {
-				r.ok = false
-				return
-			}
-			switch r.b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(r.b) {
-					r.ok = false
-					return
-				}
-				for _, h := range r.b[j+1 : j+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						r.ok = false
-						return
-					}
-				}
-				j += 4
-			default:
-				r.ok = false
-				return
-			}
-		}
-	}
-	r.ok = false
-}
-
-// skipNumber skips a JSON number.
-func (r *metaReader) skipNumber() {
-	b, i := r.b, r.i
-	digits := func() bool {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i > j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
-		r.ok = false
-		return
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			r.ok = false
-			return
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			r.ok = false
-			return
-		}
-	}
-	r.i = i
 }
