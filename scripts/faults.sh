@@ -27,11 +27,10 @@
 # without it, and the summary counts skips.
 #
 # Profiles:
-#   short  FUZZTIME=30s per target (the CI budget, TESTING.md §B6 #62). With the 9 targets we
-#          have, fuzzing is 9 × 30 s plus builds and seed corpora (15–100 s), and groups 2–4 take
-#          10–120 s: 5–8 min on 2 shared cores (measured at 30 s/target: 5m15s and 5m42s with other
-#          work on the machine; at 20 s/target: 3m42s, and 6m44s under heavy load). CI runs this;
-#          FUZZTIME=20s keeps a loaded runner under ~7 min.
+#   short  FUZZTIME=30s per target (the CI budget, TESTING.md §B6 #62). With the 17 targets
+#          we have, fuzzing is 17 × 30 s plus builds and seed corpora (15–100 s), and groups 2–4 take
+#          10–120 s: about 10–11 min on 2 shared cores (with 14 targets the whole script took 504 and
+#          535 s, 2026-11-27). CI runs this; FUZZTIME=20s saves about 3 min on a loaded runner.
 #   long   FUZZTIME=30m per target (TESTING.md §B6 #62, nightly; ~4.5 h with 9 targets),
 #          ATHENA_TEST_LONG=1 for tests with a long mode, ATHENA_SOAK=full for the full-size soak
 #          (tests/TestSyncSoak; sync's TestMiniSoak runs at its full 10 edges × 200 memories in both
