@@ -92,7 +92,10 @@
 // migration 5): a 768-d vector no longer goes to the TOAST table, so
 // rescoring, loading candidates, COPY and index builds read one row, not
 // a TOAST lookup. The change log keeps its vectors inline the same way
-// (migration 9), so logging a put and pulling it write and read one row. DropIndexes also drops the keyword and tag GIN indexes
+// (migration 9), and a put whose vector is the embedding its memory row
+// holds keeps no copy at all: it is read through the row, and copied into
+// the change (kept_vector) before the row is re-embedded or deleted
+// (migration 10). DropIndexes also drops the keyword and tag GIN indexes
 // and the dimension foreign key, which BuildIndexes recreates; BulkLoad
 // checks each memory's project and dimension itself, once per load. The
 // keyword column takes core's terms as lexemes (array_to_tsvector,
