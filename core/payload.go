@@ -289,13 +289,13 @@ func (r *jsonReader) strs() []string {
 	}
 	r.lit(`[`)
 	out := []string{}
-	if r.ok && r.i < len(r.b) && r.b[r.i] == ']' {
+	if r.has(`]`) {
 		r.i++
 		return out
 	}
 	for r.ok {
 		out = append(out, r.str())
-		if r.ok && r.i < len(r.b) && r.b[r.i] == ',' {
+		if r.has(`,`) {
 			r.i++
 			continue
 		}

@@ -12,18 +12,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// payloadTestMemory is the memory the payload tests vary, and its times.
+func payloadTestMemory() (Memory, time.Time) {
+	at := time.UnixMilli(1_780_000_000_123).UTC()
+	return Memory{
+		ID: "0190f3a2-0000-7000-8000-0000000000aa", ProjectID: "0190f3a2-0000-7000-8000-000000000001",
+		Content: "plain words, numbers 12 and (punctuation)!", EmbeddingModel: "m", MemoryType: TypeFact,
+		Domain: "d", Tags: []string{}, Usefulness: 0.5, Confidence: 1, QualityScore: Quality(0.5, 1, 0),
+		State: StateUnconsolidated, CreatedAt: at, UpdatedAt: at,
+		Version: Stamp{HLC: 1 << 40, Device: "edge-1"},
+	}, at
+}
+
 // TestAppendMemoryJSON checks appendMemoryJSON against json.Marshal: the
 // same bytes whenever it says ok, and ok for the memories a local put
 // usually encodes.
 func TestAppendMemoryJSON(t *testing.T) {
 	t.Parallel()
-	at := time.UnixMilli(1_780_000_000_123).UTC()
-	base := Memory{
-		ID: "0190f3a2-0000-7000-8000-0000000000aa", ProjectID: "0190f3a2-0000-7000-8000-000000000001",
-		Content: "plain words, numbers 12 and (punctuation)!", EmbeddingModel: "m", MemoryType: TypeFact,
-		Domain: "d", Tags: []string{}, Usefulness: 0.5, Confidence: 1, QualityScore: Quality(0.5, 1, 0),
-		State: StateUnconsolidated, CreatedAt: at, UpdatedAt: at,
-	}
+	base, at := payloadTestMemory()
 	tests := []struct {
 		name   string
 		mutate func(*Memory)
@@ -149,14 +155,7 @@ func checkParseMemoryJSON(t *testing.T, b []byte) bool {
 // not ok for what it leaves to encoding/json.
 func TestParseMemoryJSON(t *testing.T) {
 	t.Parallel()
-	at := time.UnixMilli(1_780_000_000_123).UTC()
-	base := Memory{
-		ID: "0190f3a2-0000-7000-8000-0000000000aa", ProjectID: "0190f3a2-0000-7000-8000-000000000001",
-		Content: "plain words, numbers 12 and (punctuation)!", EmbeddingModel: "m", MemoryType: TypeFact,
-		Domain: "d", Tags: []string{}, Usefulness: 0.5, Confidence: 1, QualityScore: Quality(0.5, 1, 0),
-		State: StateUnconsolidated, CreatedAt: at, UpdatedAt: at,
-		Version: Stamp{HLC: 1 << 40, Device: "edge-1"},
-	}
+	base, at := payloadTestMemory()
 	marshal := func(mutate func(*Memory)) string {
 		m := base
 		mutate(&m)
