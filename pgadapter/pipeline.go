@@ -265,11 +265,11 @@ func (r *memRow) args() []any {
 
 // memColumns holds putMemoriesSQL's arguments: one array per column.
 type memColumns struct {
-	ids, projects, contents, models, types, domains []string
-	sessions, events, langs, hashes, states, supers []string
-	vdevices, sdevices, terms                       []string
-	tags, access                                    []*string // JSON text, nil for SQL NULL
-	vecs                                            []pgvector.Vector
+	ids, projects, contents, models, types, domains textArray
+	sessions, events, langs, hashes, states, supers textArray
+	vdevices, sdevices, terms                       textArray
+	tags, access                                    nullTextArray // JSON text, nil for SQL NULL
+	vecs                                            vectorArray
 	useful, conf, quality                           []float64
 	counts, created, updated, accessed, retrieved   []int64
 	consolidated, vhlcs, shlcs                      []int64
@@ -279,7 +279,7 @@ type memColumns struct {
 func (c *memColumns) add(r *memRow) {
 	m := &r.m
 	c.ids, c.projects, c.contents = append(c.ids, string(m.ID)), append(c.projects, string(m.ProjectID)), append(c.contents, m.Content)
-	c.vecs = append(c.vecs, pgvector.NewVector(m.Embedding))
+	c.vecs = append(c.vecs, m.Embedding)
 	c.models, c.types, c.domains = append(c.models, m.EmbeddingModel), append(c.types, string(m.MemoryType)), append(c.domains, m.Domain)
 	c.tags = append(c.tags, jsonText(m.Tags, m.Tags == nil))
 	c.sessions, c.events = append(c.sessions, m.SessionID), append(c.events, m.EventType)
@@ -322,8 +322,8 @@ func jsonText(v any, null bool) *string {
 func (p *pipeTx) queueChanges(b *pgx.Batch) {
 	for chunk := range slices.Chunk(p.changes, maxRowsPerStatement) {
 		n := len(chunk)
-		devices, kinds, projects, entities, payloads, statuses, reasons := make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		devices, kinds, projects, entities, payloads, statuses, reasons := make(textArray, n), make(textArray, n),
+			make(textArray, n), make(textArray, n), make(textArray, n), make(textArray, n), make(textArray, n)
 		seqs, hlcs := make([]int64, n), make([]int64, n)
 		vecs := make([][]byte, n)
 		inMem := make([]bool, n)

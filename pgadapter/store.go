@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		return registerVector(ctx, c)
+		return registerTypes(ctx, c)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -91,8 +91,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// registerVector registers pgvector's binary codec for the vector type.
-func registerVector(ctx context.Context, c *pgx.Conn) error {
+// registerTypes registers pgvector's binary codec for the vector type, and
+// arrayCodec for text[] and vector[].
+func registerTypes(ctx context.Context, c *pgx.Conn) error {
 	var oid, arrOID *uint32
 	if err := c.QueryRow(ctx, "SELECT to_regtype('vector')::oid, to_regtype('_vector')::oid").Scan(&oid, &arrOID); err != nil {
 		return err
@@ -100,13 +101,23 @@ func registerVector(ctx context.Context, c *pgx.Conn) error {
 	if oid == nil {
 		return errors.New("pgadapter: type vector not found (is pgvector installed and public on the search_path?)")
 	}
-	tm := c.TypeMap()
-	t := &pgtype.Type{Name: "vector", OID: *oid, Codec: &pgxvec.VectorCodec{}}
+	registerCodecs(c.TypeMap(), *oid, arrOID)
+	return nil
+}
+
+// registerCodecs registers the vector type (OID oid) and its array type
+// (arrOID, if the database has one) in tm, and arrayCodec for text[] and
+// vector[].
+func registerCodecs(tm *pgtype.Map, oid uint32, arrOID *uint32) {
+	t := &pgtype.Type{Name: "vector", OID: oid, Codec: &pgxvec.VectorCodec{}}
 	tm.RegisterType(t)
 	if arrOID != nil {
-		tm.RegisterType(&pgtype.Type{Name: "_vector", OID: *arrOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
+		tm.RegisterType(&pgtype.Type{Name: "_vector", OID: *arrOID,
+			Codec: arrayCodec{Codec: &pgtype.ArrayCodec{ElementType: t}, elemOID: oid}})
 	}
-	return nil
+	if text, ok := tm.TypeForOID(pgtype.TextArrayOID); ok {
+		tm.RegisterType(&pgtype.Type{Name: text.Name, OID: text.OID, Codec: arrayCodec{Codec: text.Codec, elemOID: pgtype.TextOID}})
+	}
 }
 
 // Close closes the pool. Later calls return core.ErrClosed.
