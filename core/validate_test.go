@@ -804,3 +804,14 @@ func FuzzValidateMemory(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckVector validates a 768-d embedding (2026-11-27: 1.9 µs
+// summing squares in float64, 0.7 µs checking the bits).
+func BenchmarkCheckVector(b *testing.B) {
+	v := validateTestVec(768, 0.1)
+	for b.Loop() {
+		if err := core.CheckVector("embedding", v, 768); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
