@@ -33,7 +33,9 @@ const (
 // A Config is a plain value; copy it freely.
 type Config struct {
 	// DSN is a PostgreSQL URL or keyword/value string. When set, Host, Port,
-	// DBName, User and Password are ignored.
+	// DBName, User and Password are ignored. pgx's connection settings
+	// apply, except default_query_exec_mode exec and simple_protocol,
+	// which New refuses (the store needs PostgreSQL's parameter types).
 	DSN string
 	// Host, Port, DBName, User and Password build the DSN when DSN is empty
 	// (the seed's ATHENA_POSTGRES_* variables). Defaults: DefaultHost,

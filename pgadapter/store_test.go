@@ -218,3 +218,19 @@ func TestErrors(t *testing.T) {
 	})
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
+
+// TestNewRejectsExecModesWithoutTypes: the exec modes that do not ask
+// PostgreSQL for parameter types cannot encode the store's arguments, so
+// New refuses them up front (before connecting) instead of failing on the
+// first write.
+func TestNewRejectsExecModesWithoutTypes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			_, err := New(context.Background(), Config{DSN: "postgres://athena@127.0.0.1:1/athena?default_query_exec_mode=" + mode})
+			require.ErrorIs(t, err, core.ErrInvalid)
+			require.ErrorContains(t, err, "default_query_exec_mode "+mode)
+		})
+	}
+}
