@@ -1,6 +1,9 @@
 package core
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // DecodeChangesJSON decodes the JSON array of changes at the start of b
 // exactly as encoding/json decodes one into a nil []Change, for the form
@@ -164,4 +167,72 @@ func validEscape(b []byte) bool {
 		return true
 	}
 	return false
+}
+
+// AppendChangesJSON appends json.Marshal(cs) to b, byte for byte, for
+// changes without their vector and local fields (Pos, Status, Reason), the
+// form edgesync sends and DecodeChangesJSON reads: strings encoding/json
+// writes verbatim (printable ASCII other than '"', '\\', '<', '>' and '&')
+// and payloads it would copy unchanged (one valid JSON value with no
+// whitespace outside its strings, no '<', '>' or '&', no U+2028 or
+// U+2029). ok is false, and b must be discarded, for anything else: the
+// caller then encodes with encoding/json, which also reports the error if
+// there is one. encoding/json took about 12 µs a change, nearly all of it
+// checking and compacting the payload. FuzzAppendChangesJSON compares it
+// with json.Marshal.
+func AppendChangesJSON(b []byte, cs []Change) (_ []byte, ok bool) {
+	if cs == nil {
+		return append(b, "null"...), true
+	}
+	w := jsonWriter{b: append(b, '['), ok: true}
+	for i := range cs {
+		c := &cs[i]
+		if len(c.Vector) > 0 || c.Pos != 0 || c.Status != "" || c.Reason != "" {
+			return b, false
+		}
+		if i > 0 {
+			w.raw(",")
+		}
+		w.raw(`{"device":`)
+		w.str(c.Device)
+		w.raw(`,"seq":`)
+		w.b = strconv.AppendUint(w.b, c.Seq, 10)
+		w.raw(`,"hlc":`)
+		w.b = strconv.AppendUint(w.b, uint64(c.HLC), 10)
+		w.raw(`,"kind":`)
+		w.str(string(c.Kind))
+		w.raw(`,"project_id":`)
+		w.str(string(c.ProjectID))
+		w.raw(`,"entity_id":`)
+		w.str(string(c.EntityID))
+		w.raw(`,"payload":`)
+		if c.Payload == nil {
+			w.raw("null")
+		} else if verbatimJSON(c.Payload) {
+			w.b = append(w.b, c.Payload...)
+		} else {
+			return b, false
+		}
+		w.raw("}")
+		if !w.ok {
+			return b, false
+		}
+	}
+	return append(w.b, ']'), true
+}
+
+// verbatimJSON reports whether encoding/json copies p, a json.RawMessage,
+// unchanged: one valid value, compact, with nothing it escapes for HTML.
+func verbatimJSON(p []byte) bool {
+	for i, c := range p {
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(p) && p[i+1] == 0x80 && (p[i+2] == 0xA8 || p[i+2] == 0xA9):
+			return false
+		}
+	}
+	r := jsonReader{b: p, ok: true}
+	r.value(0)
+	return r.ok && r.i == len(p)
 }

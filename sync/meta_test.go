@@ -159,3 +159,40 @@ func BenchmarkDecodePushMeta(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendMeta checks appendMeta against json.Marshal for the messages
+// it writes, and that it leaves every other message to encoding/json.
+func TestAppendMeta(t *testing.T) {
+	t.Parallel()
+	put := core.Change{Device: "edge-1", Seq: 7, HLC: core.MakeHLC(1_780_000_000_000, 2), Kind: core.KindMemoryPut,
+		ProjectID: "p", EntityID: "e", Payload: json.RawMessage(`{"id":"x","content":"naïve"}`)}
+	tests := []struct {
+		name string
+		v    any
+		ok   bool
+	}{
+		{"push", &pushMsg{Batch: 3, Changes: []core.Change{put, put}}, true},
+		{"push, no changes", &pushMsg{Batch: 0, Changes: []core.Change{}}, true},
+		{"push, nil changes", &pushMsg{Batch: 1}, true},
+		{"changes, more", &changesMsg{Req: 9, Changes: []core.Change{put}, Next: 1 << 40, More: true}, true},
+		{"changes, last", &changesMsg{Req: 0, Changes: []core.Change{}, Next: -1}, true},
+		{"push left to encoding/json", &pushMsg{Batch: 2, Changes: []core.Change{{Device: "é"}}}, false},
+		{"changes left to encoding/json", &changesMsg{Changes: []core.Change{{Device: "<"}}}, false},
+		{"ack", &ackMsg{Batch: 1}, false},
+		{"pull", &pullMsg{Req: 1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := appendMeta(nil, tc.v)
+			require.Equal(t, tc.ok, ok)
+			if !ok {
+				require.Nil(t, got)
+				return
+			}
+			want, err := json.Marshal(tc.v)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got))
+		})
+	}
+}

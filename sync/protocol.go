@@ -3,6 +3,7 @@ package edgesync
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/athena-edge/athena-edge/core"
@@ -157,12 +158,39 @@ func encodeMsg(t MsgType, v any) ([]byte, error) {
 			v = &cp
 		}
 	}
-	meta, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("edgesync: encode %s: %w", t, err)
+	meta, ok := appendMeta(nil, v)
+	if !ok {
+		var err error
+		if meta, err = json.Marshal(v); err != nil {
+			return nil, fmt.Errorf("edgesync: encode %s: %w", t, err)
+		}
 	}
 	f.Meta = meta
 	return AppendFrame(make([]byte, 0, EncodedSize(&f)), &f), nil
+}
+
+// appendMeta appends json.Marshal(v) for the messages that carry changes
+// (the vectors already moved out), byte for byte, with
+// core.AppendChangesJSON; ok is false for any other message or when the
+// changes need encoding/json.
+func appendMeta(b []byte, v any) (_ []byte, ok bool) {
+	switch m := v.(type) {
+	case *pushMsg:
+		b = strconv.AppendUint(append(b, `{"batch":`...), m.Batch, 10)
+		if b, ok = core.AppendChangesJSON(append(b, `,"changes":`...), m.Changes); !ok {
+			return nil, false
+		}
+		return append(b, '}'), true
+	case *changesMsg:
+		b = strconv.AppendUint(append(b, `{"req":`...), m.Req, 10)
+		if b, ok = core.AppendChangesJSON(append(b, `,"changes":`...), m.Changes); !ok {
+			return nil, false
+		}
+		b = strconv.AppendInt(append(b, `,"next":`...), m.Next, 10)
+		b = strconv.AppendBool(append(b, `,"more":`...), m.More)
+		return append(b, '}'), true
+	}
+	return nil, false
 }
 
 // decodeMsg unmarshals a frame's metadata into v and puts vectors back.
