@@ -179,3 +179,29 @@ func TestArrayCodecRoundTrip(t *testing.T) {
 		require.Equal(t, vecs[i], gotVecs[i].Slice())
 	}
 }
+
+// TestArrayLiteralRoundTrip casts arrayLiteral's text to text[] in
+// PostgreSQL and reads the elements back.
+func TestArrayLiteralRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	tests := []struct {
+		name string
+		v    []string
+	}{
+		{"nil is NULL", nil},
+		{"empty", []string{}},
+		{"one", []string{"bench"}},
+		{"syntax", []string{`a"b`, `c\d`, `\`, `"`, `{x}`, `NULL`, ``, ` sp `, `a,b`, `é`, `'`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			require.NoError(t, conn.QueryRow(ctx, "SELECT $1::text::text[]", arrayLiteral(tc.v)).Scan(&got))
+			require.Equal(t, tc.v, got)
+		})
+	}
+}

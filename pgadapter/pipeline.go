@@ -215,7 +215,7 @@ const putMemoriesSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], 
 	` + keptVectorsSQL + `,
 	up AS (INSERT INTO memories (` + memCols + `, terms, doc_len, embedding_dim)
 		SELECT id, project_id, content, embedding, embedding_model, memory_type, domain,
-			CASE WHEN tags IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
+			tags::text[],
 			session_id, event_type, code_language, code_hash, usefulness, confidence, access_count, quality_score, state,
 			superseded_by, created_at, updated_at, last_accessed, last_retrieved, consolidated_at, version_hlc,
 			version_device, state_hlc, state_device, access_by_device::jsonb, terms, doc_len, embedding_dim FROM v
@@ -268,7 +268,8 @@ type memColumns struct {
 	ids, projects, contents, models, types, domains textArray
 	sessions, events, langs, hashes, states, supers textArray
 	vdevices, sdevices, terms                       textArray
-	tags, access                                    nullTextArray // JSON text, nil for SQL NULL
+	tags                                            nullTextArray // text[] literals (arrayLiteral)
+	access                                          nullTextArray // JSON text, nil for SQL NULL
 	vecs                                            vectorArray
 	useful, conf, quality                           []float64
 	counts, created, updated, accessed, retrieved   []int64
@@ -281,7 +282,7 @@ func (c *memColumns) add(r *memRow) {
 	c.ids, c.projects, c.contents = append(c.ids, string(m.ID)), append(c.projects, string(m.ProjectID)), append(c.contents, m.Content)
 	c.vecs = append(c.vecs, m.Embedding)
 	c.models, c.types, c.domains = append(c.models, m.EmbeddingModel), append(c.types, string(m.MemoryType)), append(c.domains, m.Domain)
-	c.tags = append(c.tags, jsonText(m.Tags, m.Tags == nil))
+	c.tags = append(c.tags, arrayLiteral(m.Tags))
 	c.sessions, c.events = append(c.sessions, m.SessionID), append(c.events, m.EventType)
 	c.langs, c.hashes = append(c.langs, m.CodeLanguage), append(c.hashes, m.CodeHash)
 	c.useful, c.conf = append(c.useful, m.Usefulness), append(c.conf, m.Confidence)
@@ -304,8 +305,37 @@ func (c *memColumns) args() []any {
 		c.retrieved, c.consolidated, c.vhlcs, c.vdevices, c.shlcs, c.sdevices, c.access, c.terms, c.lens, c.dims}
 }
 
-// jsonText is v as JSON text, or nil (SQL NULL) if null. Tags and access
-// counters are strings and integers, which always encode.
+// arrayLiteral is ss as a text[] literal, every element quoted (with its
+// '"' and '\\' escaped), or nil (SQL NULL) for a nil ss. A text[] cannot
+// hold one array per row, so each row's tags travel as one literal; the
+// cast from it cost about a fifth of the JSON array it replaced (0.5 against
+// 2–3 µs a row in psql).
+func arrayLiteral(ss []string) *string {
+	if ss == nil {
+		return nil
+	}
+	b := make([]byte, 0, 2+8*len(ss))
+	b = append(b, '{')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, s[j])
+		}
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	s := string(b)
+	return &s
+}
+
+// jsonText is v as JSON text, or nil (SQL NULL) if null. Access counters
+// are strings and integers, which always encode.
 func jsonText(v any, null bool) *string {
 	if null {
 		return nil

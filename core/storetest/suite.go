@@ -732,9 +732,12 @@ func testBadInput(t *testing.T, e *env) {
 func testBatch(t *testing.T, e *env) {
 	p := e.project("batch")
 	ms := []core.Memory{
-		{ProjectID: p.ID, Content: "good one", Embedding: Vec(20), EmbeddingModel: Model},
+		// Tags with the characters of JSON, array literal and SQL syntax
+		// (a store may pass a batch's tags through any of them).
+		{ProjectID: p.ID, Content: "good one", Embedding: Vec(20), EmbeddingModel: Model,
+			Tags: []string{`a"b`, `c\d`, `\`, `{x}`, `null`, `'q'`, `é`}},
 		{ProjectID: p.ID, Content: "bad dim", Embedding: Vec(21)[:767], EmbeddingModel: Model},
-		{ProjectID: p.ID, Content: "good two", Embedding: Vec(22), EmbeddingModel: Model},
+		{ProjectID: p.ID, Content: "good two", Embedding: Vec(22), EmbeddingModel: Model, Tags: []string{"NULL", "[]"}},
 		{ProjectID: p.ID, Content: "bad\x00nul", Embedding: Vec(23), EmbeddingModel: Model},
 		{ProjectID: core.NewID(epoch()), Content: "no project", Embedding: Vec(24), EmbeddingModel: Model},
 	}
@@ -749,6 +752,13 @@ func testBatch(t *testing.T, e *env) {
 	stored, err := e.db.Memories(e.ctx, core.MemoryFilter{ProjectID: p.ID})
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []core.ID{res[0].ID, res[2].ID}, memIDs(stored))
+	for _, m := range stored {
+		want := []string{"null", "[]"}
+		if m.ID == res[0].ID {
+			want = []string{`a"b`, `c\d`, `\`, `{x}`, `null`, `'q'`, `é`}
+		}
+		assert.Equal(t, want, m.Tags, "memory %q", m.Content)
+	}
 }
 
 func testSearchFilters(t *testing.T, e *env) {
