@@ -83,9 +83,9 @@
 // The keyword index defers its work the same way (migration 7): writes add
 // their terms to GIN's pending list, capped at 512 KB (about 1,300 rows),
 // which halves a write's cost on a 100K-row table; searches scan the
-// pending entries (about 0.5 ms per term at 1,000 rows) until the indexer
-// merges them after its next batch, or a writer that fills the list does.
-// The tag index's list is merged the same way. BulkLoad's rows go into the
+// pending entries (about 0.5 ms per term at 1,000 rows) until the indexer,
+// once its HNSW backlog is done, merges them, or a writer that fills the
+// list does. BulkLoad's rows go into the
 // index as they are copied (or in BuildIndexes after DropIndexes).
 //
 // Embeddings are stored inline (STORAGE MAIN, toast_tuple_target 8160,

@@ -32,9 +32,9 @@ import (
 // rows with FOR UPDATE SKIP LOCKED, so they share the work and never wait
 // for one another.
 //
-// The keyword and tag indexes are handled the same way, by PostgreSQL
-// itself: a write adds its entries to GIN's pending list (ginParams), and
-// the indexer merges the lists after each of its batches.
+// The keyword index is handled the same way, by PostgreSQL itself: a
+// write adds its terms to GIN's pending list (ginParams), and the indexer
+// merges the list once its HNSW backlog is done.
 
 // indexer runs IndexPending in the background: whenever a write
 // transaction of this Store commits, and every Config.IndexInterval for
@@ -158,8 +158,8 @@ func (x *indexer) pause(ctx context.Context, d time.Duration) bool {
 
 // IndexPending moves up to limit unindexed rows into their HNSW index, in
 // one transaction, and returns how many it moved. Rows another
-// transaction holds are skipped. It also merges the keyword and tag
-// indexes' pending entries (see ginParams). The background indexer calls it
+// transaction holds are skipped. When fewer than limit rows were left, it
+// also merges the keyword index's pending entries (see ginParams). The background indexer calls it
 // continuously; call it directly to index without one (Config.IndexInterval
 // negative) or to finish a backlog before measuring search.
 func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
@@ -191,18 +191,17 @@ func (s *Store) indexBatch(ctx context.Context, limit int) (int, error) {
 		return 0, translate("index pending", err)
 	}
 	n := int(tag.RowsAffected())
-	// Merge the GIN indexes' pending entries (ginParams) after every
-	// batch, so searches stop scanning them and a writer seldom finds a
-	// full list it would have to merge inside its own transaction. An
-	// index a bulk load dropped is skipped. A role that does not own the
-	// indexes may not merge them; then the writers that fill the lists,
-	// and autovacuum, do.
-	_, err = s.pool.Exec(ctx, `SELECT gin_clean_pending_list(i) FROM unnest(ARRAY[to_regclass('memories_tsv_idx'),
-		to_regclass('memories_tags_idx')]) AS i WHERE i IS NOT NULL`)
-	var pe *pgconn.PgError
-	denied := errors.As(err, &pe) && pe.Code == "42501" // insufficient_privilege
-	if err != nil && !denied {
-		return n, translate("index pending: merge keyword entries", err)
+	if n < limit {
+		// The HNSW backlog is done: merge the keyword index's pending
+		// entries too (ginParams), so searches stop scanning them. A role
+		// that does not own the index may not merge it; then the writers
+		// that fill the list, and autovacuum, do.
+		_, err := s.pool.Exec(ctx, "SELECT gin_clean_pending_list('memories_tsv_idx'::regclass)")
+		var pe *pgconn.PgError
+		denied := errors.As(err, &pe) && pe.Code == "42501" // insufficient_privilege
+		if err != nil && !denied {
+			return n, translate("index pending: merge keyword entries", err)
+		}
 	}
 	return n, nil
 }
