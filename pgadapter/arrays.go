@@ -2,6 +2,7 @@ package pgadapter
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 
@@ -23,8 +24,8 @@ type textArray []string
 type nullTextArray []*string
 
 // vectorArray is a vector[] parameter (pgvector's binary form: dimension,
-// a reserved zero, big-endian float32s). Every element must be non-nil and
-// at most 65,535 long (pgvector's limit is 16,000).
+// a reserved zero, big-endian float32s). An element longer than the
+// format's 65,535 is an error (pgvector's own limit is 16,000).
 type vectorArray [][]float32
 
 // arrayCodec wraps the ArrayCodec registered for text[] or vector[].
@@ -89,7 +90,10 @@ func (p arrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 			return nil, nil
 		}
 		size := 0
-		for _, x := range v {
+		for i, x := range v {
+			if len(x) > math.MaxUint16 {
+				return nil, fmt.Errorf("pgadapter: vector %d of the array has %d dimensions, more than a vector holds", i, len(x))
+			}
 			size += 8 + 4*len(x)
 		}
 		buf = appendArrayHeader(buf, len(v), false, p.elemOID, size)

@@ -205,3 +205,12 @@ func TestArrayLiteralRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func TestArrayCodecRejectsHugeVector(t *testing.T) {
+	t.Parallel()
+	tm := pgtype.NewMap()
+	arr := testVectorArrayOID
+	registerCodecs(tm, testVectorOID, &arr)
+	_, err := tm.Encode(testVectorArrayOID, pgtype.BinaryFormatCode, vectorArray{{1}, make([]float32, 1<<16)}, nil)
+	require.ErrorContains(t, err, "vector 1 of the array has 65536 dimensions")
+}

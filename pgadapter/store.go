@@ -51,11 +51,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// The store binds maps, arrays and vectors whose encoding depends on
 	// the parameter types PostgreSQL reports, which these modes skip.
-	for mode, name := range map[pgx.QueryExecMode]string{pgx.QueryExecModeExec: "exec", pgx.QueryExecModeSimpleProtocol: "simple_protocol"} {
-		if pc.ConnConfig.DefaultQueryExecMode == mode {
-			return nil, fmt.Errorf("pgadapter: new: %w: default_query_exec_mode %s is not supported, use cache_statement "+
-				"(the default), cache_describe or describe_exec", core.ErrInvalid, name)
-		}
+	untyped := map[pgx.QueryExecMode]string{pgx.QueryExecModeExec: "exec", pgx.QueryExecModeSimpleProtocol: "simple_protocol"}
+	if name, ok := untyped[pc.ConnConfig.DefaultQueryExecMode]; ok {
+		return nil, fmt.Errorf("pgadapter: new: %w: default_query_exec_mode %s is not supported, use cache_statement "+
+			"(the default), cache_describe or describe_exec", core.ErrInvalid, name)
 	}
 	pc.MinConns, pc.MaxConns = cfg.MinConns, cfg.MaxConns
 	rp := pc.ConnConfig.RuntimeParams
