@@ -307,9 +307,9 @@ func (c *memColumns) args() []any {
 
 // arrayLiteral is ss as a text[] literal, every element quoted (with its
 // '"' and '\\' escaped), or nil (SQL NULL) for a nil ss. A text[] cannot
-// hold one array per row, so each row's tags travel as one literal; the
-// cast from it cost about a fifth of the JSON array it replaced (0.5 against
-// 2–3 µs a row in psql).
+// hold one array per row, so each row's tags travel as one literal; its
+// cast took 0.6–1.0 µs a row against 2.2–3.7 µs for the JSON array it
+// replaced (psql, 100K generated rows).
 func arrayLiteral(ss []string) *string {
 	if ss == nil {
 		return nil
