@@ -59,7 +59,7 @@ func TestMemoriesByStaleRid(t *testing.T) {
 	ctx := context.Background()
 	s, db, p, ms := seedMemories(t, true, 4)
 	last := ms[len(ms)-1] // the highest rid: SQLite gives it to the next row once it is deleted
-	lastRid := s.idx.ridsOf([]core.ID{last.ID}, nil)[0]
+	lastRid := s.index().ridsOf([]core.ID{last.ID}, nil)[0]
 	require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
 		before := byIDsOnly(t, r, memoryIDs(ms))
 		require.Len(t, before, 4)
@@ -74,7 +74,7 @@ func TestMemoriesByStaleRid(t *testing.T) {
 			added, err = tx.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "new", Embedding: unitVec(9, 8)})
 			return err
 		}))
-		rids := s.idx.ridsOf([]core.ID{last.ID, added.ID}, nil)
+		rids := s.index().ridsOf([]core.ID{last.ID, added.ID}, nil)
 		require.Zero(t, rids[0], "the index forgot the deleted memory")
 		require.Equal(t, lastRid, rids[1], "the new memory took the deleted one's rid")
 		tests := []struct {
@@ -113,7 +113,7 @@ func TestMemoriesByWrongRid(t *testing.T) {
 	ctx := context.Background()
 	s, _, _, ms := seedMemories(t, false, 3)
 	ids := memoryIDs(ms)
-	rids := s.idx.ridsOf(ids, nil)
+	rids := s.index().ridsOf(ids, nil)
 	s.idx.mu.Lock()
 	s.idx.byID[s.idx.idKey(ids[0])] = uint32(rids[1]) // another memory's row
 	s.idx.byID[s.idx.idKey(ids[1])] = 1 << 30         // no row

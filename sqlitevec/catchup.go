@@ -59,13 +59,13 @@ func (s *Store) catchUp(ctx context.Context, c *conn) error {
 		}
 		if !found {
 			if byID == nil {
-				byID = s.idx.ridsByID()
+				byID = s.index().ridsByID()
 			}
 			oldRID, had := byID[id]
 			if !had {
 				continue
 			}
-			oldProject, _ := s.idx.projectOf(oldRID)
+			oldProject, _ := s.index().projectOf(oldRID)
 			oldText, err := c.contentAt(id, from)
 			if err != nil {
 				return err
@@ -82,7 +82,7 @@ func (s *Store) catchUp(ctx context.Context, c *conn) error {
 		}
 		m := &ms[0]
 		op := indexOp{rid: rid, row: rowFromMemory(m), proj: m.ProjectID, vec: quantize(m.Embedding)}
-		oldProject, had := s.idx.projectOf(rid)
+		oldProject, had := s.index().projectOf(rid)
 		var oldText string
 		if had {
 			if oldText, err = c.contentAt(id, from); err != nil {
@@ -97,7 +97,7 @@ func (s *Store) catchUp(ctx context.Context, c *conn) error {
 		}
 		ops = append(ops, op)
 	}
-	s.idx.apply(ops)
+	s.index().apply(ops)
 	s.gen, s.logPos = gen, to
 	return nil
 }

@@ -64,6 +64,14 @@
 // every candidate through the transaction and re-applies the filter, so
 // neither can surface a row the transaction cannot see.
 //
+// After COMMIT, Update hands the transaction's index updates (quantizing
+// the new vectors, the sign codes, the postings) to a goroutine and
+// returns, so the next transaction's SQLite work runs beside them on
+// another core. Everything that reads the index (both legs, loading rows
+// by rid, a later transaction's catch-up, Close's snapshot) first waits
+// for that goroutine: a search started after Update returns sees its
+// writes, as before.
+//
 // Context cancellation interrupts a running statement (sqlite3_interrupt
 // through Conn.SetInterrupt); the transaction is rolled back and the
 // connection stays usable. A cancelled Update never commits.

@@ -118,8 +118,10 @@ type indexOp struct {
 	row  rowMeta
 	vec  *qvec
 	proj core.ID
-	// keepVec: the embedding is the one the index has (a metadata-only
-	// put); vec is nil and emb is quantized only if the row is missing.
+	// emb is the embedding (the transaction's own copy) that prepareOps
+	// quantizes into vec. keepVec: the embedding is the one the index has
+	// (a metadata-only put); vec stays nil and emb, if set, is quantized
+	// only if the row is missing.
 	keepVec bool
 	emb     []float32
 
@@ -484,6 +486,16 @@ func (p *part) setText(slot int32, content string, sign int64) {
 }
 
 // apply applies committed operations, in order.
+// prepareOps quantizes the embeddings of ops that bring a new vector,
+// before apply takes the index's lock.
+func prepareOps(ops []indexOp) {
+	for i := range ops {
+		if op := &ops[i]; !op.del && !op.keepVec && op.vec == nil && op.emb != nil {
+			op.vec, op.emb = quantize(op.emb), nil
+		}
+	}
+}
+
 func (ix *index) apply(ops []indexOp) {
 	if len(ops) == 0 {
 		return

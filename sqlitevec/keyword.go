@@ -35,7 +35,7 @@ type keywordPlan struct {
 // planKeyword computes the statistics and the MATCH expression.
 func (s *Store) planKeyword(leg *core.KeywordLeg) keywordPlan {
 	kp := keywordPlan{stats: core.CorpusStats{DF: make(map[string]int64, len(leg.Terms))}}
-	ix := s.idx
+	ix := s.index()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	parts := ix.partsFor(leg.Filter.ProjectID)
@@ -116,7 +116,7 @@ var scorePool sync.Pool
 // with the in-memory metadata before the top leg.Limit are taken. It costs
 // O(Σ df) of the query terms.
 func (s *Store) keywordMem(leg *core.KeywordLeg) core.KeywordResult {
-	ix := s.idx
+	ix := s.index()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	parts := ix.partsFor(leg.Filter.ProjectID)
@@ -268,7 +268,7 @@ func (t *readTx) keywordFTS(ctx context.Context, leg core.KeywordLeg) (core.Keyw
 		return res, nil
 	}
 	m := newMatcher(&leg.Filter)
-	ix := t.s.idx
+	ix := t.s.index()
 	fetch := leg.Limit * defaultKeywordOverfetch
 	for {
 		res.Candidates = res.Candidates[:0]

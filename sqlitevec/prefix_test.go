@@ -17,7 +17,7 @@ import (
 // prefixWords words of each code; it builds pre first if build is set.
 func requirePrefix(t *testing.T, s *Store, build bool) {
 	t.Helper()
-	ix := s.idx
+	ix := s.index()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	for _, p := range ix.parts {

@@ -165,7 +165,7 @@ func checkCrashDB(t *testing.T, path string, acked int) {
 		require.Equal(t, len(counts)*crashBatch, changes, "every memory has its change, and no more")
 		return nil
 	}))
-	require.Equal(t, s.Stats().Memories, s.idx.count())
+	require.Equal(t, s.Stats().Memories, s.index().count())
 }
 
 func TestCorruptFile(t *testing.T) {

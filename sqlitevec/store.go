@@ -149,6 +149,12 @@ type Store struct {
 	flags  sqlite3.OpenFlag
 	idx    *index
 	stats  OpenStats
+	// applying is closed when the last committed transaction's index
+	// operations are in idx: Update hands them to a goroutine after
+	// COMMIT, so the next transaction's SQLite work runs beside them on
+	// the other core. Readers of idx go through index(), which waits.
+	applyMu  sync.Mutex
+	applying chan struct{}
 	// gen is the index_gen the in-memory index reflects, or -1 when
 	// unknown: then Close writes no snapshot. logPos is the change-log
 	// position it reflects. Both are guarded by catchMu (see catchup.go).
@@ -417,8 +423,34 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 		}
 	}
 	s.logPos = max(s.logPos, tx.maxPos)
-	s.idx.apply(tx.ops)
+	if len(tx.ops) > 0 {
+		ix := s.index() // the previous transaction's operations go first
+		done := make(chan struct{})
+		s.applyMu.Lock()
+		s.applying = done
+		s.applyMu.Unlock()
+		go func(ops []indexOp) {
+			defer close(done)
+			prepareOps(ops)
+			ix.apply(ops)
+		}(tx.ops)
+	}
 	return nil
+}
+
+// index returns the in-memory index once every committed transaction's
+// operations are in it. Update applies them on another goroutine after
+// COMMIT, so everything that reads the index (the legs, rows by rid, the
+// snapshot, catching up) comes through here: a search after Update
+// returns sees its writes.
+func (s *Store) index() *index {
+	s.applyMu.Lock()
+	done := s.applying
+	s.applyMu.Unlock()
+	if done != nil {
+		<-done
+	}
+	return s.idx
 }
 
 // View runs fn in a read transaction on a reader connection: a consistent
@@ -515,6 +547,9 @@ func (s *Store) Close() error {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
+	if s.idx != nil {
+		s.index() // the last transaction's operations, before the snapshot
+	}
 	s.saveSnapshot()
 	if err := s.closeConns(); err != nil {
 		return fmt.Errorf("sqlitevec: close: %w", err)

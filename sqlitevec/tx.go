@@ -460,7 +460,7 @@ type ridWant struct {
 // wantsOf pairs each of ids with the rid the index holds it at; it
 // returns the IDs the index does not hold apart.
 func (t *readTx) wantsOf(ids []core.ID) (want []ridWant, rest []core.ID) {
-	rids := t.s.idx.ridsOf(ids, make([]int64, 0, len(ids)))
+	rids := t.s.index().ridsOf(ids, make([]int64, 0, len(ids)))
 	want = make([]ridWant, 0, len(ids))
 	for i, id := range ids {
 		if rids[i] == 0 {
@@ -696,7 +696,8 @@ func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 		t.ftsPending = append(t.ftsPending, ftsRow{rid: rid, body: ftsBody(m.ProjectID, m.Content)})
 		op.newText, op.textChanged = m.Content, true
 	}
-	op.vec = quantize(m.Embedding)
+	// A copy: the index takes it after Update has returned (prepareOps).
+	op.emb = slices.Clone(m.Embedding)
 	t.ops = append(t.ops, op)
 	return nil
 }
@@ -719,7 +720,13 @@ func (t *writeTx) putMetadata(m *core.Memory, rid int64, tagsJSON, abd string) e
 	if err != nil {
 		return t.c.wrap("put memory", err)
 	}
-	t.ops = append(t.ops, indexOp{rid: rid, row: rowFromMemory(m), proj: m.ProjectID, keepVec: true, emb: m.Embedding})
+	op := indexOp{rid: rid, row: rowFromMemory(m), proj: m.ProjectID, keepVec: true}
+	if _, ok := t.s.index().projectOf(rid); !ok {
+		// Not in the index (it holds every committed row, so this is
+		// not expected): the index quantizes a copy of the embedding.
+		op.emb = slices.Clone(m.Embedding)
+	}
+	t.ops = append(t.ops, op)
 	return nil
 }
 

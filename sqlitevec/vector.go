@@ -62,7 +62,7 @@ func (t *readTx) vectorScan(leg *core.VectorLeg) vecScan {
 	}
 	q := normalized(leg.Vector)
 	cfg := &t.s.cfg
-	ix := t.s.idx
+	ix := t.s.index()
 	m := newMatcher(&leg.Filter)
 
 	ix.mu.RLock()

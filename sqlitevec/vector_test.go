@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -106,6 +107,61 @@ func TestVectorLeg(t *testing.T) {
 	}
 }
 
+// TestIndexSeesWritesWhenUpdateReturns checks that the index operations
+// Update applies after COMMIT on another goroutine are in the index by the
+// time anything reads it: each batch is found by both legs at once, while
+// another goroutine searches throughout (for the race detector).
+func TestIndexSeesWritesWhenUpdateReturns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, file := range []bool{false, true} {
+		s := openTest(t, file)
+		db := core.New(s, core.Config{})
+		p, err := db.CreateProject(ctx, core.Project{Name: "a", Path: "/a", EmbeddingModel: "m", EmbeddingDim: 16})
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		searched := make(chan error, 1)
+		go func() {
+			var err error
+			for err == nil {
+				select {
+				case <-stop:
+					searched <- nil
+					return
+				default:
+				}
+				_, err = db.Search(ctx, core.Query{ProjectID: p.ID, Text: "word", Embedding: unitVec(7, 16), K: 5, Threshold: -1})
+			}
+			searched <- err
+		}()
+		for i := range 40 {
+			word := fmt.Sprintf("batch%dword", i)
+			ms := make([]core.Memory, 25)
+			for j := range ms {
+				ms[j] = core.Memory{ProjectID: p.ID, Content: word + " word", Embedding: unitVec(uint64(1000*i+j), 16)}
+			}
+			res, err := db.RememberBatch(ctx, ms)
+			require.NoError(t, err)
+			require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
+				kw, err := r.KeywordLeg(ctx, core.KeywordLeg{Terms: []string{word}, Limit: 50, Filter: core.MemoryFilter{ProjectID: p.ID}})
+				require.NoError(t, err)
+				require.Len(t, kw.Candidates, len(ms), "keyword leg, batch %d", i)
+				for j, r0 := range res {
+					cands, err := r.VectorLeg(ctx, core.VectorLeg{Vector: ms[j].Embedding, K: 1, Filter: core.MemoryFilter{ProjectID: p.ID}})
+					require.NoError(t, err)
+					require.NotEmpty(t, cands)
+					require.NoError(t, r0.Err)
+					require.Equal(t, r0.ID, cands[0].ID, "vector leg, batch %d memory %d", i, j)
+				}
+				return nil
+			}))
+		}
+		close(stop)
+		require.NoError(t, <-searched)
+		require.Equal(t, 40*25, s.index().count())
+	}
+}
+
 // TestIndexFollowsCommits checks that the index sees writes only after
 // their transaction commits, and never sees a rolled-back write.
 func TestIndexFollowsCommits(t *testing.T) {
@@ -124,10 +180,10 @@ func TestIndexFollowsCommits(t *testing.T) {
 		return boom
 	})
 	require.ErrorIs(t, err, boom)
-	require.Equal(t, 0, s.idx.count())
+	require.Equal(t, 0, s.index().count())
 	m, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "kept words", Embedding: unitVec(2, 8)})
 	require.NoError(t, err)
-	require.Equal(t, 1, s.idx.count())
+	require.Equal(t, 1, s.index().count())
 	var kw core.KeywordResult
 	require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
 		kw, err = r.KeywordLeg(ctx, core.KeywordLeg{Terms: []string{"kept", "rolled"}, Limit: 5, Filter: core.MemoryFilter{ProjectID: p.ID}})
@@ -135,7 +191,7 @@ func TestIndexFollowsCommits(t *testing.T) {
 	}))
 	require.Equal(t, core.CorpusStats{Docs: 1, TotalLen: 2, DF: map[string]int64{"kept": 1, "rolled": 0}}, kw.Stats)
 	require.NoError(t, db.DeleteMemory(ctx, m.ID))
-	require.Equal(t, 0, s.idx.count())
+	require.Equal(t, 0, s.index().count())
 
 	// Reopening a file rebuilds the same index.
 	path := t.TempDir() + "/reopen.db"
