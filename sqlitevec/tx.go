@@ -232,10 +232,14 @@ func (t *writeTx) PutProject(ctx context.Context, p core.Project) error {
 
 // ---- memories ----
 
-const memoryCols = `rid, id, project_id, content, embedding, embedding_model, memory_type, domain, tags,
+// memoryCols are a memory row's columns; memoryColsNoRid all but rid.
+const (
+	memoryCols      = `rid, ` + memoryColsNoRid
+	memoryColsNoRid = `id, project_id, content, embedding, embedding_model, memory_type, domain, tags,
 	session_id, event_type, code_language, code_hash, usefulness, confidence, access_count, quality_score,
 	state, superseded_by, created_at, updated_at, last_accessed, last_retrieved, consolidated_at,
 	version_hlc, version_device, state_version_hlc, state_version_device, access_by_device`
+)
 
 // memoryColCount is the number of columns in memoryCols.
 const memoryColCount = 29
@@ -596,25 +600,7 @@ func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The previous row, if any: its rid, project and content decide what
-	// the keyword statistics lose; its embedding, whether the vector
-	// index must change.
-	var old struct {
-		found   bool
-		rid     int64
-		project core.ID
-		content string
-		sameVec bool
-	}
 	newVec := vecBlob(m.Embedding)
-	err := t.c.query(`SELECT rid, project_id, content, embedding FROM memories WHERE id = ?`, []any{m.ID}, func(st *sqlite3.Stmt) error {
-		old.found, old.rid, old.project, old.content = true, st.ColumnInt64(0), core.ID(st.ColumnText(1)), st.ColumnText(2)
-		old.sameVec = (st.ColumnType(3) == sqlite3.NULL) == (newVec == nil) && bytes.Equal(st.ColumnRawBlob(3), newVec)
-		return nil
-	})
-	if err != nil {
-		return t.c.wrap("put memory", err)
-	}
 	tags := m.Tags
 	if tags == nil {
 		tags = []string{}
@@ -640,40 +626,52 @@ func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 			return err
 		}
 	}
-	if old.found && !old.sameVec {
-		if err := t.keepChangeVectors(old.rid, m.ID, keepPos); err != nil {
-			return t.c.wrap("put memory: keep change vectors", err)
-		}
-	}
-	if old.found && old.sameVec && old.content == m.Content && old.project == m.ProjectID {
-		return t.putMetadata(&m, old.rid, tagsJSON, abd)
-	}
-	var rid int64
-	// OR FAIL (see AppendChange): a NOT NULL or UNIQUE violation is found
-	// before the statement writes anything.
-	err = t.c.exec(`INSERT OR FAIL INTO memories (`+memoryCols[len("rid, "):]+`)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content,
-		embedding = excluded.embedding, embedding_model = excluded.embedding_model,
-		memory_type = excluded.memory_type, domain = excluded.domain, tags = excluded.tags,
-		session_id = excluded.session_id, event_type = excluded.event_type,
-		code_language = excluded.code_language, code_hash = excluded.code_hash,
-		usefulness = excluded.usefulness, confidence = excluded.confidence,
-		access_count = excluded.access_count, quality_score = excluded.quality_score, state = excluded.state,
-		superseded_by = excluded.superseded_by, created_at = excluded.created_at,
-		updated_at = excluded.updated_at, last_accessed = excluded.last_accessed,
-		last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
-		version_hlc = excluded.version_hlc, version_device = excluded.version_device,
-		state_version_hlc = excluded.state_version_hlc, state_version_device = excluded.state_version_device,
-		access_by_device = excluded.access_by_device`,
-		m.ID, m.ProjectID, m.Content, newVec, m.EmbeddingModel, string(m.MemoryType), m.Domain,
+	args := []any{m.ID, m.ProjectID, m.Content, newVec, m.EmbeddingModel, string(m.MemoryType), m.Domain,
 		tagsJSON, m.SessionID, m.EventType, m.CodeLanguage, m.CodeHash, m.Usefulness, m.Confidence,
 		m.AccessCount, m.QualityScore, string(m.State), m.SupersededBy, ms(m.CreatedAt), ms(m.UpdatedAt),
 		ms(m.LastAccessed), ms(m.LastRetrieved), ms(m.ConsolidatedAt), uint64(m.Version.HLC), m.Version.Device,
-		uint64(m.StateVersion.HLC), m.StateVersion.Device, abd)
+		uint64(m.StateVersion.HLC), m.StateVersion.Device, abd}
+	// An ID the table does not hold (every memory Remember makes) is
+	// inserted without looking for its row first: OR FAIL finds a UNIQUE
+	// violation of id before it writes anything (see AppendChange), and
+	// then the put takes the general path.
+	var old struct {
+		found   bool
+		rid     int64
+		project core.ID
+		content string
+		sameVec bool
+	}
+	err = t.c.exec(insertMemorySQL, args...)
+	if errors.Is(err, sqlite3.CONSTRAINT_UNIQUE) {
+		// The previous row: its rid, project and content decide what
+		// the keyword statistics lose; its embedding, whether the
+		// vector index must change.
+		err = t.c.query(`SELECT rid, project_id, content, embedding FROM memories WHERE id = ?`, []any{m.ID}, func(st *sqlite3.Stmt) error {
+			old.found, old.rid, old.project, old.content = true, st.ColumnInt64(0), core.ID(st.ColumnText(1)), st.ColumnText(2)
+			old.sameVec = (st.ColumnType(3) == sqlite3.NULL) == (newVec == nil) && bytes.Equal(st.ColumnRawBlob(3), newVec)
+			return nil
+		})
+		if err != nil {
+			return t.c.wrap("put memory", err)
+		}
+		if !old.found {
+			return t.c.wrap("put memory", errors.New("UNIQUE constraint failed, but no row has the id"))
+		}
+		if !old.sameVec {
+			if err := t.keepChangeVectors(old.rid, m.ID, keepPos); err != nil {
+				return t.c.wrap("put memory: keep change vectors", err)
+			}
+		}
+		if old.sameVec && old.content == m.Content && old.project == m.ProjectID {
+			return t.putMetadata(&m, old.rid, tagsJSON, abd)
+		}
+		err = t.c.exec(insertMemorySQL+upsertMemorySQL, args...)
+	}
 	if err != nil {
 		return t.c.wrap("put memory", err)
 	}
+	var rid int64
 	// The row is the one found above (the upsert keeps its rid) or a new
 	// one. Not RETURNING: that costs an ephemeral table and two more calls
 	// into SQLite per row.
@@ -701,6 +699,29 @@ func (t *writeTx) putMemory(ctx context.Context, m core.Memory) error {
 	t.ops = append(t.ops, op)
 	return nil
 }
+
+// insertMemorySQL inserts a memory row; OR FAIL (see AppendChange): a
+// NOT NULL or UNIQUE violation is found before the statement writes
+// anything. upsertMemorySQL makes it replace an existing row of the ID,
+// keeping its rid.
+const (
+	insertMemorySQL = `INSERT OR FAIL INTO memories (` + memoryColsNoRid + `)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	upsertMemorySQL = `
+		ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, content = excluded.content,
+		embedding = excluded.embedding, embedding_model = excluded.embedding_model,
+		memory_type = excluded.memory_type, domain = excluded.domain, tags = excluded.tags,
+		session_id = excluded.session_id, event_type = excluded.event_type,
+		code_language = excluded.code_language, code_hash = excluded.code_hash,
+		usefulness = excluded.usefulness, confidence = excluded.confidence,
+		access_count = excluded.access_count, quality_score = excluded.quality_score, state = excluded.state,
+		superseded_by = excluded.superseded_by, created_at = excluded.created_at,
+		updated_at = excluded.updated_at, last_accessed = excluded.last_accessed,
+		last_retrieved = excluded.last_retrieved, consolidated_at = excluded.consolidated_at,
+		version_hlc = excluded.version_hlc, version_device = excluded.version_device,
+		state_version_hlc = excluded.state_version_hlc, state_version_device = excluded.state_version_device,
+		access_by_device = excluded.access_by_device`
+)
 
 // putMetadata rewrites an existing row whose content, project and
 // embedding are unchanged (consolidation rewrites state and usefulness of
