@@ -76,7 +76,9 @@ func pct(ds []time.Duration, p int) time.Duration {
 // TestSyncBenchPostgres measures edge → PostgreSQL sync over loopback: a
 // backlog of ATHENA_SYNC_BENCH_N (50,000) memories with 768-dim embeddings
 // drains in one Sync; it reports throughput, the ack latency (push sent →
-// ack received) p50/p99, bytes per memory, and the drain time. Gated by
+// ack received) p50/p99, bytes per memory, the drain time, and how the
+// machine's CPU time was spent during the drain (busy, idle, stolen by
+// the hypervisor: /proc/stat, Linux only). Gated by
 // ATHENA_SYNC_BENCH=1 (docs/BENCHMARKS.md, "Sync"); ATHENA_SYNC_BENCH_EDGE
 // = memstore (default) or sqlitevec; ATHENA_SYNC_BENCH_PIPELINE and
 // _BATCH_KB override the client's pipeline depth and batch size.
@@ -126,9 +128,11 @@ func TestSyncBenchPostgres(t *testing.T) {
 			mu.Unlock()
 		}}}
 	c := edgesync.NewClient(cfg)
+	cpu0 := readCPUTicks()
 	start := time.Now()
 	st, err := c.Sync(ctx)
 	el := time.Since(start)
+	cpu := readCPUTicks().since(cpu0)
 	require.NoError(t, err)
 	require.Equal(t, n+1, st.Pushed)
 	var count int
@@ -162,10 +166,61 @@ func TestSyncBenchPostgres(t *testing.T) {
 	}
 	catchUp := time.Since(t0)
 	searchAfter := vectorSearchP50(t, central, p.ID)
-	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d index_backlog=%d index_catch_up=%.1fs vector_p50_backlog=%s vector_p50_indexed=%s\n",
+	fmt.Printf("sync bench: edge=%s server=postgres memories=%d drain=%.2fs throughput=%.0f/s batches=%d ack_p50=%s ack_p99=%s ack_max=%s bytes/memory=%.0f pipeline=%d batch_kb=%d index_backlog=%d index_catch_up=%.1fs vector_p50_backlog=%s vector_p50_indexed=%s %s\n",
 		kind, n, el.Seconds(), rate, st.Batches, pct(lat, 50).Round(time.Millisecond), pct(lat, 99).Round(time.Millisecond),
 		pct(lat, 100).Round(time.Millisecond), st.BytesPerChange(), pipeline, batchBytes>>10, backlog, catchUp.Seconds(),
-		searchDuring.Round(10*time.Microsecond), searchAfter.Round(10*time.Microsecond))
+		searchDuring.Round(10*time.Microsecond), searchAfter.Round(10*time.Microsecond), cpu)
+}
+
+// cpuTicks are the machine's CPU times from the first line of /proc/stat
+// (Linux; zero elsewhere), in clock ticks.
+type cpuTicks struct{ busy, idle, steal, total int64 }
+
+func readCPUTicks() cpuTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTicks{}
+	}
+	var c cpuTicks
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || i >= 8 { // guest times are already in user and nice
+			break
+		}
+		c.total += n
+		switch i {
+		case 3, 4: // idle, iowait
+			c.idle += n
+		case 7:
+			c.steal += n
+		default:
+			c.busy += n
+		}
+	}
+	return c
+}
+
+// cpuShare is what the machine's CPUs did over an interval.
+type cpuShare struct{ busy, idle, steal, total int64 }
+
+func (c cpuTicks) since(c0 cpuTicks) cpuShare {
+	return cpuShare{c.busy - c0.busy, c.idle - c0.idle, c.steal - c0.steal, c.total - c0.total}
+}
+
+// String reports the shares of the machine's CPU time that were busy,
+// idle and stolen by the hypervisor (other guests): a drain on a host
+// that takes a third of the time away is not a measurement of the code.
+func (s cpuShare) String() string {
+	if s.total <= 0 {
+		return "machine_cpu=unknown"
+	}
+	p := func(v int64) float64 { return 100 * float64(v) / float64(s.total) }
+	return fmt.Sprintf("machine_busy=%.0f%% machine_idle=%.0f%% machine_steal=%.0f%%", p(s.busy), p(s.idle), p(s.steal))
 }
 
 // vectorSearchP50 times 9 semantic searches of random vectors on db's
