@@ -31,8 +31,11 @@ type Config struct {
 
 // DB is athena-edge's API over a [Backend]: every operation of the seed,
 // validated, stamped into the change log in the same transaction, and
-// merged by the rules of [MergeMemory]. DB is safe for concurrent use; it
-// serializes its own writes so that its device's sequence has no gaps.
+// merged by the rules of [MergeMemory]. DB is safe for concurrent use. It
+// runs its write transactions one at a time, so that its device's sequence
+// has no gaps, unless the store does that itself ([ConcurrentWriter]):
+// then transactions that touch different memories and devices run at once
+// (a server applying many devices' pushes).
 type DB struct {
 	b        Backend
 	device   string
@@ -41,12 +44,15 @@ type DB struct {
 	window   time.Duration
 	embedder Embedder
 
+	serial  bool // hold writeMu in Update
 	writeMu sync.Mutex
 }
 
 // New returns a DB over b. It does no I/O.
 func New(b Backend, cfg Config) *DB {
 	db := &DB{b: b, device: cfg.Device, clock: cfg.Clock, limits: cfg.Limits.withDefaults(), window: cfg.Window, embedder: cfg.Embedder}
+	cw, ok := b.(ConcurrentWriter)
+	db.serial = !ok || !cw.ConcurrentWrites()
 	if db.device == "" {
 		db.device = DefaultDevice
 	}
@@ -83,8 +89,10 @@ func (db *DB) Close() error { return db.b.Close() }
 // Update runs fn in one write transaction: every write fn makes, and its
 // change-log entry, commits together or not at all.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
+	if db.serial {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
 	return db.b.Update(ctx, func(w WriteTx) error {
 		return fn(&Tx{db: db, r: w, w: w})
 	})

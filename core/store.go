@@ -248,6 +248,16 @@ type Initializer interface {
 	Initialize(ctx context.Context) error
 }
 
+// ConcurrentWriter is an optional upgrade of Backend for stores whose write
+// transactions may run at once, such as PostgreSQL. Such a store keeps each
+// device's change sequence gapless itself: WriteTx.LastSeq holds the
+// device until the transaction ends, so a second writer of that device
+// waits, then numbers after the first. [DB] runs its write transactions
+// one at a time unless its store reports ConcurrentWrites.
+type ConcurrentWriter interface {
+	ConcurrentWrites() bool
+}
+
 // Namer is an optional upgrade of Backend: the store's kind, such as
 // "memory", "sqlite" or "postgres", as reported by doctor and the factory.
 type Namer interface {

@@ -10,13 +10,22 @@ import (
 )
 
 var (
-	_ core.Initializer = (*Store)(nil)
-	_ core.Namer       = (*Store)(nil)
-	_ core.MetaTx      = (*tx)(nil)
+	_ core.Initializer      = (*Store)(nil)
+	_ core.Namer            = (*Store)(nil)
+	_ core.ConcurrentWriter = (*Store)(nil)
+	_ core.MetaTx           = (*tx)(nil)
 )
 
 // Name returns "postgres".
 func (s *Store) Name() string { return "postgres" }
+
+// ConcurrentWrites reports true: write transactions may run at once, in
+// one process as in several sharing the database. LastSeq holds its
+// device (a transaction-scoped advisory lock) until the transaction ends,
+// memories are locked before they are read for a change, and lock
+// conflicts and deadlocks are retried (Update), so core.DB need not run
+// its writes one at a time.
+func (s *Store) ConcurrentWrites() bool { return true }
 
 // Initialize brings the schema up to date. It is idempotent and safe to
 // run concurrently from several processes (an advisory lock serializes

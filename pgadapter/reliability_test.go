@@ -6,6 +6,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/core/memstore"
 )
 
 // TestTerminateBackends kills every application backend several times
@@ -170,6 +172,113 @@ func TestAccessHammer(t *testing.T) {
 	require.Equal(t, int64(goroutines*iters*2), total, "lost updates")
 	for i := range devices {
 		require.Equal(t, int64(goroutines/devices*iters*2), perDevice[fmt.Sprintf("d%d", i)])
+	}
+	t.Logf("retries: %d", s.Stats().Retries)
+}
+
+// TestConcurrentWritesOneDB checks what ConcurrentWrites promises core.DB:
+// one DB's write transactions run at once (a push from device b commits
+// while device a's is still open), and its own device's sequence stays
+// gapless when many of its writes race.
+func TestConcurrentWritesOneDB(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, func(c *Config) { c.MaxConns = 12 })
+	db := core.New(s, core.Config{Device: "server"})
+	proj := core.Project{Name: "c", Path: "/c", EmbeddingModel: "m", EmbeddingDim: 4}
+	_, err := db.CreateProject(ctx, proj)
+	require.NoError(t, err)
+
+	// The changes of two other devices (their project, a memory), made by
+	// edges of their own.
+	remote := map[string][]core.Change{}
+	for _, dev := range []string{"a", "b"} {
+		edge := core.New(memstore.New(), core.Config{Device: dev})
+		p, err := edge.CreateProject(ctx, proj)
+		require.NoError(t, err)
+		_, err = edge.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "from " + dev, Embedding: []float32{1, 0, 0, 0}})
+		require.NoError(t, err)
+		cs, err := edge.Changes(ctx, 0, 10, "")
+		require.NoError(t, err)
+		remote[dev] = cs
+	}
+	apply := func(ctx context.Context, cs []core.Change, hold <-chan struct{}, in chan<- struct{}) error {
+		return db.Update(ctx, func(tx *core.Tx) error {
+			res, err := tx.ApplyChanges(ctx, cs)
+			if err != nil {
+				return err
+			}
+			if r := res[len(res)-1]; r.Status != core.StatusApplied {
+				return fmt.Errorf("%s/%d: %s %s", r.Device, r.Seq, r.Status, r.Reason)
+			}
+			if in != nil {
+				close(in)
+				<-hold
+			}
+			return nil
+		})
+	}
+	// The project changes first (both update the project's row), then the
+	// memories, which have nothing in common.
+	for _, dev := range []string{"a", "b"} {
+		cs := remote[dev]
+		require.NoError(t, apply(ctx, cs[:len(cs)-1], nil, nil))
+		remote[dev] = cs[len(cs)-1:]
+	}
+	hold, in := make(chan struct{}), make(chan struct{})
+	aDone := make(chan error, 1)
+	go func() { aDone <- apply(ctx, remote["a"], hold, in) }()
+	select {
+	case <-in:
+	case err := <-aDone:
+		require.NoError(t, err)
+		require.FailNow(t, "a's transaction ended before it was held")
+	}
+	bDone := make(chan error, 1)
+	go func() { bDone <- apply(ctx, remote["b"], nil, nil) }()
+	select {
+	case err := <-bDone:
+		close(hold)
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		close(hold)
+		require.FailNow(t, "b's transaction waited for a's to end")
+	}
+	require.NoError(t, <-aDone)
+
+	const writers, each = 8, 10
+	p, err := db.Project(ctx, core.ProjectIDFor(proj.Name))
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := db.Remember(ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("w%d %d", w, i), Embedding: []float32{0, 1, 0, 0}}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	cs, err := db.Changes(ctx, 0, 1000, "")
+	require.NoError(t, err)
+	var seqs []uint64
+	for _, c := range cs {
+		if c.Device == "server" {
+			seqs = append(seqs, c.Seq)
+		}
+	}
+	slices.Sort(seqs)
+	require.Len(t, seqs, writers*each+1) // and the project
+	for i, q := range seqs {
+		require.Equal(t, uint64(i+1), q, "the server's sequence has a gap or a duplicate")
 	}
 	t.Logf("retries: %d", s.Stats().Retries)
 }
