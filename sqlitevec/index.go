@@ -485,7 +485,6 @@ func (p *part) setText(slot int32, content string, sign int64) {
 	}
 }
 
-// apply applies committed operations, in order.
 // prepareOps quantizes the embeddings of ops that bring a new vector,
 // before apply takes the index's lock.
 func prepareOps(ops []indexOp) {
@@ -496,6 +495,7 @@ func prepareOps(ops []indexOp) {
 	}
 }
 
+// apply applies committed operations, in order.
 func (ix *index) apply(ops []indexOp) {
 	if len(ops) == 0 {
 		return
