@@ -680,8 +680,10 @@ func (cc *srvConn) watch(ctx context.Context, log *slog.Logger) {
 			if errors.Is(err, ErrUnauthorized) || err == nil && (tok.Device != cc.tok.Device || tok.ProjectID != cc.tok.ProjectID) {
 				log.Info("sync: token revoked; closing")
 				_ = cc.sendErr(&Error{Code: CodeUnauthorized, Message: "token revoked"})
-				cc.cancel(ErrUnauthorized)
+				// Close first: cancelling first ends the reader, whose
+				// CloseNow could beat the close frame to the wire.
 				_ = cc.ws.Close(websocket.StatusPolicyViolation, "token revoked")
+				cc.cancel(ErrUnauthorized)
 				return
 			}
 		}
