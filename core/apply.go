@@ -112,9 +112,12 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Chan
 		}
 		var in *Memory // a put's payload, decoded once for validation and merge
 		if c.Kind == KindMemoryPut && !dead {
-			m, err := tx.validateRemoteMemory(ctx, b, c)
+			m, reason, err := tx.validateRemoteMemory(ctx, b, c)
 			if err != nil {
-				return StatusRejected, err.Error(), nil
+				return "", "", err
+			}
+			if reason != "" {
+				return StatusRejected, reason, nil
 			}
 			in = &m
 		}
@@ -224,25 +227,32 @@ func (tx *Tx) mergeRemote(ctx context.Context, w WriteTx, b *applyBatch, c *Chan
 	return StatusRejected, "unknown change kind " + string(c.Kind), nil
 }
 
-// validateRemoteMemory applies the same validator a local write gets.
 // validateRemoteMemory decodes a memory.put's payload and checks it as a
 // local write would be checked. It returns the payload as decoded, not as
-// validation normalized it: the merge takes the writer's values.
-func (tx *Tx) validateRemoteMemory(ctx context.Context, b *applyBatch, c *Change) (Memory, error) {
-	var m Memory
+// validation normalized it (the merge takes the writer's values), and
+// why the change is rejected ("" if it is not). err is the store's
+// failure to read the project, which must fail the transaction rather
+// than reject the change.
+func (tx *Tx) validateRemoteMemory(ctx context.Context, b *applyBatch, c *Change) (m Memory, reason string, err error) {
 	if err := decodePayload(c, &m); err != nil {
-		return m, err
+		return m, err.Error(), nil
 	}
 	if _, err := ParseID(string(c.EntityID)); err != nil {
-		return m, err
+		return m, err.Error(), nil
 	}
 	p, err := b.project(ctx, tx.r, c.ProjectID)
+	if errors.Is(err, ErrNotFound) {
+		return m, "project_id: " + err.Error(), nil
+	}
 	if err != nil {
-		return m, fmt.Errorf("project_id: %w", err)
+		return m, "", err
 	}
 	v := m // ValidateMemory fills defaults in v; NormalizeTags returns a new slice
 	v.Embedding = c.Vector
-	return m, tx.db.limits.ValidateMemory(&v, &p)
+	if err := tx.db.limits.ValidateMemory(&v, &p); err != nil {
+		return m, err.Error(), nil
+	}
+	return m, "", nil
 }
 
 // mergeRecord is last-writer-wins for records other than memories and
@@ -258,8 +268,10 @@ func mergeRecord[T any](ctx context.Context, tx *Tx, c *Change, meta func(*T) (I
 	if project != c.ProjectID {
 		return StatusRejected, "project_id: payload and change disagree", nil
 	}
-	if _, err := tx.r.Project(ctx, project); err != nil {
+	if _, err := tx.r.Project(ctx, project); errors.Is(err, ErrNotFound) {
 		return StatusRejected, "project_id: " + err.Error(), nil
+	} else if err != nil {
+		return "", "", err
 	}
 	if err := validate(&v); err != nil {
 		return StatusRejected, err.Error(), nil

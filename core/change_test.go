@@ -1,7 +1,9 @@
 package core_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/athena-edge/athena-edge/core"
+	"github.com/athena-edge/athena-edge/core/memstore"
 )
 
 var (
@@ -694,4 +697,68 @@ func TestMergeMemoryAccessTimeCommutes(t *testing.T) {
 	assert.Equal(t, time.UnixMilli(changeTestBase+1000).UTC(), inOrder.cur.LastAccessed)
 	assert.Equal(t, inOrder.cur.LastAccessed, reversed.cur.LastAccessed, "last_accessed must not depend on order")
 	assert.Equal(t, inOrder, reversed)
+}
+
+// changeTestFaultyProject is a memstore whose write transactions fail to
+// read projects with err (a lost connection, say): a fault to inject.
+type changeTestFaultyProject struct {
+	core.Backend
+	err error
+}
+
+func (b changeTestFaultyProject) Update(ctx context.Context, fn func(core.WriteTx) error) error {
+	return b.Backend.Update(ctx, func(w core.WriteTx) error { return fn(changeTestFaultyTx{WriteTx: w, err: b.err}) })
+}
+
+type changeTestFaultyTx struct {
+	core.WriteTx
+	err error
+}
+
+func (t changeTestFaultyTx) Project(context.Context, core.ID) (core.Project, error) {
+	return core.Project{}, t.err
+}
+
+// TestApplyProjectReadFailureIsNotARejection: a remote change whose
+// project cannot be read because the store failed fails the batch, to be
+// applied again later; only a project that is not there rejects it, for
+// good.
+func TestApplyProjectReadFailureIsNotARejection(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	edge := core.New(memstore.New(), core.Config{Device: "edge"})
+	p, err := edge.CreateProject(ctx, core.Project{Name: "f", Path: "/f", EmbeddingModel: "m", EmbeddingDim: 2})
+	require.NoError(t, err)
+	_, err = edge.Remember(ctx, core.Memory{ProjectID: p.ID, Content: "a memory", Embedding: []float32{1, 0}})
+	require.NoError(t, err)
+	_, err = edge.CreateTask(ctx, core.Task{ProjectID: p.ID, Title: "a task"})
+	require.NoError(t, err)
+	cs, err := edge.Changes(ctx, 0, 10, "")
+	require.NoError(t, err)
+	require.Len(t, cs, 3)
+	lost := errors.New("connection lost")
+	tests := []struct {
+		name   string
+		err    error
+		status core.Status // "" when the batch fails
+	}{
+		{"store failure", lost, ""},
+		{"no such project", fmt.Errorf("project: %w", core.ErrNotFound), core.StatusRejected},
+	}
+	for _, tc := range tests {
+		for _, c := range cs[1:] { // the memory put, the task put
+			t.Run(tc.name+"/"+string(c.Kind), func(t *testing.T) {
+				t.Parallel()
+				db := core.New(changeTestFaultyProject{Backend: memstore.New(), err: tc.err}, core.Config{Device: "server"})
+				res, err := db.ApplyPulled(ctx, []core.Change{c}) // without its project put
+				if tc.status == "" {
+					require.ErrorIs(t, err, lost)
+					return
+				}
+				require.NoError(t, err)
+				require.Len(t, res, 1)
+				assert.Equal(t, tc.status, res[0].Status, res[0].Reason)
+			})
+		}
+	}
 }
