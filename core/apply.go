@@ -26,7 +26,7 @@ type ApplyResult struct {
 // the caller's transaction, may still commit). Invalid changes are recorded
 // as rejected, with a reason, and do not block the changes behind them.
 func (tx *Tx) ApplyChanges(ctx context.Context, cs []Change) ([]ApplyResult, error) {
-	return tx.applyChanges(ctx, cs, false)
+	return tx.applyChanges(ctx, cs, false, nil)
 }
 
 // ApplyPulled applies changes pulled from another replica's log, which may
@@ -35,16 +35,42 @@ func (tx *Tx) ApplyChanges(ctx context.Context, cs []Change) ([]ApplyResult, err
 // or below the last recorded seq of its device is a duplicate. Everything
 // else is as [Tx.ApplyChanges].
 func (tx *Tx) ApplyPulled(ctx context.Context, cs []Change) ([]ApplyResult, error) {
-	return tx.applyChanges(ctx, cs, true)
+	return tx.applyChanges(ctx, cs, true, nil)
 }
 
-func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool) ([]ApplyResult, error) {
+// ApplyChangesAfter is ApplyChanges for changes of device whose highest
+// recorded seq is assumed to be last, for a batch that follows one still
+// being applied in another transaction. If the store checks such an
+// assumption late (SeqExpecter), the transaction neither reads nor waits
+// for the device's last seq, and its commit fails with ErrSeqGap unless
+// the assumption held by then; any other store reads the last seq as
+// ApplyChanges does. Changes of other devices are applied as by
+// ApplyChanges.
+func (tx *Tx) ApplyChangesAfter(ctx context.Context, cs []Change, device string, last uint64) ([]ApplyResult, error) {
+	w, err := tx.writer()
+	if err != nil {
+		return nil, err
+	}
+	se, ok := w.(SeqExpecter)
+	if !ok {
+		return tx.applyChanges(ctx, cs, false, nil)
+	}
+	se.ExpectLastSeq(device, last)
+	return tx.applyChanges(ctx, cs, false, map[string]uint64{device: last})
+}
+
+// applyChanges applies cs; known holds the devices whose last seq is
+// already known (nil: none).
+func (tx *Tx) applyChanges(ctx context.Context, cs []Change, allowGaps bool, known map[string]uint64) ([]ApplyResult, error) {
 	w, err := tx.writer()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ApplyResult, 0, len(cs))
-	last := map[string]uint64{}
+	last := make(map[string]uint64, len(known)+1)
+	for d, l := range known {
+		last[d] = l
+	}
 	for i := range cs {
 		if _, ok := last[cs[i].Device]; !ok {
 			if last[cs[i].Device], err = w.LastSeq(ctx, cs[i].Device); err != nil {

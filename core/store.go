@@ -258,6 +258,22 @@ type ConcurrentWriter interface {
 	ConcurrentWrites() bool
 }
 
+// SeqExpecter is an optional upgrade of WriteTx for a store whose write
+// transactions run at once (ConcurrentWriter). ExpectLastSeq records, in
+// place of a LastSeq call, that the transaction assumes seq is the highest
+// sequence number recorded for device, and does not wait for the device:
+// the transaction may run while another one that will record seq is still
+// writing. The store verifies the assumption before the transaction
+// commits, once every earlier writer of the change log has ended, and
+// fails the commit with an error wrapping ErrSeqGap if it does not hold,
+// so an assumption never records a gap or a duplicate.
+//
+// Sync uses it to apply a device's next batch while the previous one
+// commits ([Tx.ApplyChangesAfter]).
+type SeqExpecter interface {
+	ExpectLastSeq(device string, seq uint64)
+}
+
 // Namer is an optional upgrade of Backend: the store's kind, such as
 // "memory", "sqlite" or "postgres", as reported by doctor and the factory.
 type Namer interface {
