@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -47,8 +48,14 @@ type pipeTx struct {
 	// ahead of the first append; "" once taken.
 	lockChanges     string
 	lockChangesArgs []any
+	// checks are assumed last seqs to verify, after the memory rows and
+	// before the change-log lock, queued with it or at flush
+	// (tx.ExpectLastSeq).
+	checks []seqCheck
 	// stats receives the BM25 statistic deltas of the memory rows sent.
 	stats func(project core.ID, docs, length int64)
+	// err is the first failed send's error (see send).
+	err error
 }
 
 // memRow is a queued memory write: the memory (owned by the queue) and
@@ -74,24 +81,65 @@ type changeRow struct {
 // maxRowsPerStatement bounds a multi-row statement's arrays.
 const maxRowsPerStatement = 1000
 
-// queued reports whether anything waits to be sent.
-func (p *pipeTx) queued() bool { return len(p.mems)+len(p.changes) > 0 }
+// seqCheck is an assumed last seq of a device (tx.ExpectLastSeq).
+type seqCheck struct {
+	device string
+	schema string // of the lock keys
+	want   uint64
+	held   bool // the transaction holds the device's lock already
+}
 
-// send sends the queue as one batch and runs its result callbacks.
+// queued reports whether anything waits to be sent.
+func (p *pipeTx) queued() bool { return len(p.mems)+len(p.changes)+len(p.checks) > 0 }
+
+// send sends the queue as one batch and runs its result callbacks. Once
+// a send has failed, every later one returns its error, and so does
+// Commit: a failed seq check (queueChecks) leaves the server's transaction
+// usable, and a caller that took its error for a rejection (a read that
+// sent the queue first) must still not commit.
 func (p *pipeTx) send(ctx context.Context) error {
+	if p.err != nil {
+		return p.err
+	}
 	if !p.queued() {
 		return nil
 	}
 	b := &pgx.Batch{}
 	p.linkVectors()
 	p.queueMems(b)
+	p.queueChecks(b)
 	if len(p.changes) > 0 && p.lockChanges != "" {
 		b.Queue(p.lockChanges, p.lockChangesArgs...)
 		p.lockChanges, p.lockChangesArgs = "", nil
 	}
 	p.queueChanges(b)
 	p.mems, p.changes = nil, nil
-	return p.Tx.SendBatch(ctx, b).Close()
+	p.err = p.Tx.SendBatch(ctx, b).Close()
+	return p.err
+}
+
+// queueChecks queues the seq checks: each waits for its device's lock,
+// then fails the batch unless the device's highest recorded seq is the
+// one assumed (tx.ExpectLastSeq).
+func (p *pipeTx) queueChecks(b *pgx.Batch) {
+	for _, c := range p.checks {
+		if !c.held {
+			b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1 || '/device:' || $2, 7))`, c.schema, c.device)
+		}
+		// A statement of its own, so that its snapshot is taken once the
+		// lock is held.
+		b.Queue(`SELECT coalesce(max(seq), 0) FROM changes WHERE device = $1`, c.device).QueryRow(func(r pgx.Row) error {
+			var last int64
+			if err := r.Scan(&last); err != nil {
+				return err
+			}
+			if uint64(last) != c.want {
+				return fmt.Errorf("pgadapter: apply: %w: device %s: assumed last seq %d, recorded %d", core.ErrSeqGap, c.device, c.want, last)
+			}
+			return nil
+		})
+	}
+	p.checks = nil
 }
 
 // linkVectors leaves out of the queued change rows the vectors that the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/athena-edge/athena-edge/core"
@@ -281,4 +282,127 @@ func TestConcurrentWritesOneDB(t *testing.T) {
 		require.Equal(t, uint64(i+1), q, "the server's sequence has a gap or a duplicate")
 	}
 	t.Logf("retries: %d", s.Stats().Retries)
+}
+
+// TestApplyAfterRunsBeside: a transaction applying a device's next batch
+// with ApplyChangesAfter does its work while the transaction applying the
+// batch before is still open, and commits only after it: when that one
+// commits, so does the next; when it rolls back, the next fails with
+// ErrSeqGap and records nothing. The check of the assumed seq also holds
+// when a read in the middle of the batch (a memory put reading its
+// project after an access change was logged) runs it: the failure is not
+// taken for a rejection of that put.
+func TestApplyAfterRunsBeside(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		accessFirst bool // the second batch starts with an access change, so its check runs mid-batch
+		commit      bool // the first transaction commits
+	}{
+		{"puts, first commits", false, true},
+		{"puts, first rolls back", false, false},
+		{"access first, first commits", true, true},
+		{"access first, first rolls back", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := core.New(openTest(t), core.Config{Device: "server"})
+			edge := core.New(memstore.New(), core.Config{Device: "e"})
+			p, err := edge.CreateProject(ctx, core.Project{Name: "b", Path: "/b", EmbeddingModel: "m", EmbeddingDim: 4})
+			require.NoError(t, err)
+			var m0 core.ID
+			for i := range 6 {
+				if i == 4 && tc.accessFirst {
+					_, err = edge.RecordAccess(ctx, m0)
+					require.NoError(t, err)
+				}
+				m, err := edge.Remember(ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("m %d", i), Embedding: []float32{1, float32(i), 0, 0}})
+				require.NoError(t, err)
+				if i == 0 {
+					m0 = m.ID
+				}
+			}
+			cs, err := edge.Changes(ctx, 0, 10, "")
+			require.NoError(t, err)
+			_, err = db.ApplyChanges(ctx, cs[:2]) // the project, m0
+			require.NoError(t, err)
+
+			first, second := cs[2:5], cs[5:] // seqs 3-5, then the rest
+			held, release := make(chan struct{}), make(chan struct{})
+			firstDone := make(chan error, 1)
+			go func() {
+				firstDone <- db.Update(ctx, func(tx *core.Tx) error {
+					if _, err := tx.ApplyChanges(ctx, first); err != nil {
+						return err
+					}
+					close(held)
+					<-release
+					if !tc.commit {
+						return errors.New("roll back")
+					}
+					return nil
+				})
+			}()
+			<-held
+			merged := make(chan struct{})
+			secondDone := make(chan error, 1)
+			go func() {
+				secondDone <- db.Update(ctx, func(tx *core.Tx) error {
+					res, err := tx.ApplyChangesAfter(ctx, second, "e", 5)
+					if err != nil {
+						return err
+					}
+					for _, r := range res {
+						if r.Status != core.StatusApplied {
+							return fmt.Errorf("%s/%d: %s %s", r.Device, r.Seq, r.Status, r.Reason)
+						}
+					}
+					close(merged)
+					return nil
+				})
+			}()
+			if !tc.accessFirst {
+				// All of its changes merged without waiting for the first
+				// transaction (LastSeq would have waited).
+				select {
+				case <-merged:
+				case err := <-secondDone:
+					close(release)
+					require.FailNow(t, "the second transaction ended while the first was open", "%v", err)
+				case <-time.After(15 * time.Second):
+					close(release)
+					require.FailNow(t, "the second transaction waited for the first to merge its changes")
+				}
+			}
+			select {
+			case err := <-secondDone:
+				close(release)
+				require.FailNow(t, "the second transaction ended before the first", "%v", err)
+			default:
+			}
+			close(release)
+			firstErr, secondErr := <-firstDone, <-secondDone
+			var last uint64
+			require.NoError(t, db.Backend().View(ctx, func(r core.ReadTx) error {
+				var err error
+				last, err = r.LastSeq(ctx, "e")
+				return err
+			}))
+			ms, err := db.Memories(ctx, core.MemoryFilter{ProjectID: p.ID})
+			require.NoError(t, err)
+			if tc.commit {
+				require.NoError(t, firstErr)
+				require.NoError(t, secondErr)
+				assert.EqualValues(t, cs[len(cs)-1].Seq, last)
+				assert.Len(t, ms, 6)
+				return
+			}
+			require.Error(t, firstErr)
+			require.ErrorIs(t, secondErr, core.ErrSeqGap)
+			assert.EqualValues(t, 2, last)
+			assert.Len(t, ms, 1)
+		})
+	}
 }

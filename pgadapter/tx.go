@@ -35,6 +35,9 @@ type tx struct {
 	// unindexed is set when the transaction may have left rows for the
 	// indexer; a commit then wakes it.
 	unindexed bool
+	// expect holds the devices' last seqs the transaction assumed
+	// (ExpectLastSeq), checked by flush.
+	expect map[string]uint64
 }
 
 // lockBusyError carries the lock set a re-run should take up front.
@@ -62,6 +65,8 @@ func (t *tx) checkWrite() error {
 // transaction wrote nothing) in the same round trip as the statistics.
 // Called before COMMIT.
 func (t *tx) flush(ctx context.Context, xid **uint64) error {
+	// The assumed last seqs not yet checked: nothing was appended.
+	t.tx.checks = append(t.tx.checks, t.seqChecks()...)
 	if err := t.tx.send(ctx); err != nil { // the queue adds to t.stats
 		return err
 	}
@@ -158,7 +163,11 @@ func (t *tx) queueLock(b *pgx.Batch, ids []string) (check func() error) {
 		if !ok {
 			busy := slices.Clone(need)
 			for id := range t.locked {
-				busy = append(busy, id)
+				// Not the change-log lock: a re-run takes it last again,
+				// never waiting for others while it holds it.
+				if id != changeLogLock {
+					busy = append(busy, id)
+				}
 			}
 			return &lockBusyError{ids: busy}
 		}
@@ -748,18 +757,7 @@ func (t *tx) AppendChange(ctx context.Context, c *core.Change) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	if !t.locked[changeLogLock] {
-		// Queued ahead of the first append, after the memory rows: see
-		// pipeTx. It waits even when the transaction holds other locks:
-		// the holder of this lock only ever tries for others (see queueLock),
-		// so it never waits on a transaction that waits here.
-		t.tx.lockChanges = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))`
-		t.tx.lockChangesArgs = []any{t.s.cfg.Schema, changeLogLock}
-		if t.locked == nil {
-			t.locked = map[string]bool{}
-		}
-		t.locked[changeLogLock] = true
-	}
+	t.lockChangeLog()
 	// Encoded now: the caller may reuse c's slices once this returns.
 	payload := string(c.Payload)
 	if len(c.Payload) == 0 {
@@ -768,6 +766,74 @@ func (t *tx) AppendChange(ctx context.Context, c *core.Change) error {
 	t.tx.changes = append(t.tx.changes, changeRow{c: c, v: *c, payload: payload, vector: encodeVector(c.Vector)})
 	return nil
 }
+
+// lockChangeLog queues the change-log lock, unless the transaction holds
+// it or has queued it: ahead of the first append, after the memory rows
+// (see pipeTx). It waits even when the transaction holds other locks: the
+// holder of this lock only ever tries for others (see queueLock), so it
+// never waits on a transaction that waits here.
+func (t *tx) lockChangeLog() {
+	if t.locked[changeLogLock] {
+		return
+	}
+	t.tx.lockChanges = `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))`
+	t.tx.lockChangesArgs = []any{t.s.cfg.Schema, changeLogLock}
+	if t.locked == nil {
+		t.locked = map[string]bool{}
+	}
+	t.locked[changeLogLock] = true
+	// The assumed last seqs are checked in the same batch, before this
+	// lock: waiting for a device's lock while holding it could deadlock.
+	t.tx.checks = append(t.tx.checks, t.seqChecks()...)
+}
+
+// ExpectLastSeq records that the transaction assumes seq is device's last
+// recorded seq, instead of reading it under the device's lock (LastSeq),
+// so it does not wait for a transaction of that device still writing
+// (core.SeqExpecter). flush checks the assumption: after the memory rows,
+// it waits for the device's lock, which every transaction that numbers
+// the device's changes holds until it ends (LastSeq's, or this one's),
+// and then reads the highest seq recorded, which is final.
+//
+// That wait is the one this store makes while holding other locks
+// (memory locks) outside the change-log lock. A transaction numbering the
+// device's changes takes the device's lock first and then only tries for
+// others, and waits only for the change-log lock, whose holder never
+// waits; so a cycle needs a re-run that takes its locks at once (prelock),
+// holding the device's and waiting for a memory's. PostgreSQL breaks such
+// a deadlock after deadlock_timeout, and Update re-runs the attempt.
+func (t *tx) ExpectLastSeq(device string, seq uint64) {
+	if t.expect == nil {
+		t.expect = map[string]uint64{}
+	}
+	t.expect[device] = seq
+}
+
+// seqChecks takes t.expect as the checks to send (see ExpectLastSeq), in
+// device order, and marks the devices' locks as held.
+func (t *tx) seqChecks() []seqCheck {
+	if len(t.expect) == 0 {
+		return nil
+	}
+	devices := make([]string, 0, len(t.expect))
+	for d := range t.expect {
+		devices = append(devices, d)
+	}
+	slices.Sort(devices)
+	out := make([]seqCheck, 0, len(devices))
+	for _, d := range devices {
+		key := "device:" + d
+		out = append(out, seqCheck{device: d, schema: t.s.cfg.Schema, want: t.expect[d], held: t.locked[key]})
+		if t.locked == nil {
+			t.locked = map[string]bool{}
+		}
+		t.locked[key] = true
+	}
+	t.expect = nil
+	return out
+}
+
+var _ core.SeqExpecter = (*tx)(nil)
 
 func (t *tx) Changes(ctx context.Context, after int64, limit int, exclude string) ([]core.Change, error) {
 	if limit < 0 {

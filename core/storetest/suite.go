@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Backend) {
 		{"ChangeLogRejectsAndGaps", testRejectAndGap},
 		{"ChangeLogBatchReadsItsOwnWrites", testApplyBatch},
 		{"ChangeLogKeepsEachVector", testChangeVectors},
+		{"ChangeLogApplyAfterAssumedSeq", testApplyAfter},
 		{"ContextCancellation", testCancel},
 		{"MetaIsTransactional", testMeta},
 		{"ReembedSwap", testReembedSwap},
@@ -1175,6 +1176,94 @@ func mustChanges(t *testing.T, ctx context.Context, db *core.DB) []core.Change {
 	cs, err := db.Changes(ctx, 0, core.DefaultMaxK, "")
 	require.NoError(t, err)
 	return cs
+}
+
+// testApplyAfter: Tx.ApplyChangesAfter with a device's true last seq
+// applies as ApplyChanges; with a wrong one, a store that checks the
+// assumption (core.SeqExpecter) fails the transaction with ErrSeqGap and
+// records nothing, and any other store reads the true last seq. Either
+// way no seq is skipped or recorded twice.
+func testApplyAfter(t *testing.T, e *env) {
+	const dev = "edge-after"
+	src := core.New(e.open(t), core.Config{Device: dev, Clock: core.NewClock(core.ClockConfig{Now: e.clock.Now})})
+	p, err := src.CreateProject(e.ctx, core.Project{Name: "after", Path: "/after", EmbeddingModel: Model, EmbeddingDim: Dim})
+	require.NoError(t, err)
+	var ids []core.ID
+	for i := range 5 {
+		m, err := src.Remember(e.ctx, core.Memory{ProjectID: p.ID, Content: fmt.Sprintf("after %d", i), Embedding: Vec(uint64(60 + i)), EmbeddingModel: Model})
+		require.NoError(t, err)
+		ids = append(ids, m.ID)
+	}
+	cs := mustChanges(t, e.ctx, src) // seqs 1 (the project) to 6
+	require.Len(t, cs, 6)
+	_, err = e.db.ApplyChanges(e.ctx, cs[:3])
+	require.NoError(t, err)
+	after := func(cs []core.Change, last uint64) ([]core.ApplyResult, error) {
+		var res []core.ApplyResult
+		err := e.db.Update(e.ctx, func(tx *core.Tx) error {
+			var err error
+			res, err = tx.ApplyChangesAfter(e.ctx, cs, dev, last)
+			return err
+		})
+		return res, err
+	}
+	lastSeq := func() uint64 {
+		var n uint64
+		require.NoError(t, e.b.View(e.ctx, func(r core.ReadTx) error {
+			var err error
+			n, err = r.LastSeq(e.ctx, dev)
+			return err
+		}))
+		return n
+	}
+	_, checks := e.b.(core.ConcurrentWriter)
+	tests := []struct {
+		name string
+		last uint64 // assumed; the truth is 3
+	}{
+		{"assumed too high", 4},
+		{"assumed too low", 1},
+	}
+	for _, tc := range tests {
+		res, err := after(cs[3:5], tc.last)
+		if err != nil {
+			require.ErrorIs(t, err, core.ErrSeqGap, tc.name)
+			assert.EqualValues(t, 3, lastSeq(), "%s: nothing recorded", tc.name)
+			_, err = e.db.Memory(e.ctx, ids[2])
+			require.ErrorIs(t, err, core.ErrNotFound, tc.name)
+			continue
+		}
+		// A store that does not check reads the truth.
+		assert.False(t, checks && tc.last == 4, "%s: a concurrent store must check the assumption", tc.name)
+		require.Len(t, res, 2, tc.name)
+		for _, r := range res {
+			assert.Equal(t, core.StatusApplied, r.Status, "%s: %+v", tc.name, r)
+		}
+		_, err = e.db.Memory(e.ctx, ids[2])
+		require.NoError(t, err, tc.name)
+		break // applied: the true last seq is 5 now
+	}
+	truth := lastSeq()
+	res, err := after(cs[truth:], truth)
+	require.NoError(t, err)
+	for _, r := range res {
+		assert.Equal(t, core.StatusApplied, r.Status, "%+v", r)
+		assert.False(t, r.Duplicate)
+	}
+	assert.EqualValues(t, 6, lastSeq())
+	seqs := map[uint64]int{}
+	for _, c := range mustChanges(t, e.ctx, e.db) {
+		if c.Device == dev {
+			seqs[c.Seq]++
+		}
+	}
+	for seq := uint64(1); seq <= 6; seq++ {
+		assert.Equal(t, 1, seqs[seq], "seq %d recorded once", seq)
+	}
+	for _, id := range ids {
+		_, err := e.db.Memory(e.ctx, id)
+		require.NoError(t, err)
+	}
 }
 
 func testRejectAndGap(t *testing.T, e *env) {
