@@ -407,6 +407,11 @@ type srvConn struct {
 	procMu  sync.Mutex // held while a message is processed
 	closing bool       // under procMu: process no more messages
 	caught  time.Time  // under procMu: the device's last catch-up (zero: never recorded)
+
+	ctx   context.Context // the connection's; cancelled when it ends
+	last  *pushJob        // the newest push job (reader goroutine only)
+	jobs  chan struct{}   // a slot per push job running, maxPushJobs
+	jobWG sync.WaitGroup  // push jobs running; Add under procMu while !closing
 }
 
 func (s *Server) register(cc *srvConn) bool {
@@ -427,7 +432,8 @@ func (s *Server) unregister(cc *srvConn) {
 
 func (s *Server) serveConn(ws *websocket.Conn, tok Token, h, remote string) {
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
-	cc := &srvConn{s: s, ws: ws, tok: tok, hash: h, cancel: cancel}
+	cc := &srvConn{s: s, ws: ws, tok: tok, hash: h, cancel: cancel, ctx: ctx, jobs: make(chan struct{}, maxPushJobs)}
+	defer cc.jobWG.Wait() // a push job commits even if the connection is gone
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer ws.CloseNow() //nolint:errcheck
@@ -695,7 +701,10 @@ func (cc *srvConn) handle(data []byte, log *slog.Logger) bool {
 	s := cc.s
 	f, err := DecodeFrame(data, s.limits.frameLimits())
 	if err != nil {
-		return cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+		return cc.drain() && cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+	}
+	if f.Type != MsgPush && !cc.drain() { // answers go out in order
+		return false
 	}
 	switch f.Type {
 	case MsgPush, MsgPull:
@@ -705,6 +714,9 @@ func (cc *srvConn) handle(data []byte, log *slog.Logger) bool {
 		return cc.sendErr(&Error{Code: CodeUnknownType, Message: "unknown or unexpected message type " + f.Type.String()}) == nil
 	}
 	if ok, wait := cc.allow(); !ok {
+		if !cc.drain() {
+			return false
+		}
 		e := &Error{Code: CodeRateLimited, Message: "rate limited", RetryAfter: wait}
 		if f.Type == MsgPush {
 			var m pushMsg
@@ -722,7 +734,7 @@ func (cc *srvConn) handle(data []byte, log *slog.Logger) bool {
 	if f.Type == MsgPush {
 		var m pushMsg
 		if err := decodeMsg(&f, &m); err != nil {
-			return cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
+			return cc.drain() && cc.sendErr(&Error{Code: CodeBadFrame, Message: err.Error()}) == nil
 		}
 		return cc.push(&m, log)
 	}
@@ -753,75 +765,179 @@ func (cc *srvConn) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cc.s.baseCtx, 2*cc.s.cfg.WriteTimeout+30*time.Second)
 }
 
+// pushJob is a push batch being applied. The reader goroutine starts it
+// (push) and an apply goroutine answers it; a connection has at most
+// maxPushJobs of them at once, and answers them in order.
+type pushJob struct {
+	done chan struct{} // closed once the job's answer is sent, or the connection given up
+	keep bool          // set before done is closed: false ends the connection
+	// next is the device's last seq once the job has committed, as the
+	// next job may assume (core.Tx.ApplyChangesAfter); 0 if it cannot.
+	next uint64
+}
+
+// errPushEnded is the connection's cause of end when answering a push
+// failed.
+var errPushEnded = errors.New("edgesync: push could not be answered")
+
+// maxPushJobs bounds the push batches of one connection applied at once:
+// the one committing and the next, which writes its rows meanwhile.
+const maxPushJobs = 2
+
+// wait waits for j and reports whether the connection goes on.
+func (j *pushJob) wait() bool {
+	<-j.done
+	return j.keep
+}
+
+// drain waits for the connection's push jobs and reports whether it goes
+// on: every other answer is sent after theirs, in the order the messages
+// came. Reader goroutine only.
+func (cc *srvConn) drain() bool {
+	j := cc.last
+	cc.last = nil
+	return j == nil || j.wait()
+}
+
+// push starts applying a push batch and reports whether the connection
+// goes on. The batch is applied in its own goroutine, so the next one can
+// be read and start while this one commits: it assumes the device's last
+// seq is this batch's last (core.Tx.ApplyChangesAfter), writes its rows,
+// and waits for this batch only where the store checks that assumption,
+// before its own commit. Answers go out in order: a job sends its ack or
+// error once the job before it has sent its own. Reader goroutine only.
 func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 	s, tok := cc.s, cc.tok
 	if len(m.Changes) > s.cfg.MaxBatch {
-		return cc.sendErr(&Error{Code: CodeTooLarge, Batch: m.Batch,
+		return cc.drain() && cc.sendErr(&Error{Code: CodeTooLarge, Batch: m.Batch,
 			Message: fmt.Sprintf("%d changes in one batch, max %d", len(m.Changes), s.cfg.MaxBatch)}) == nil
 	}
 	if s.horizon && !cc.caught.IsZero() && core.PastHorizon(cc.caught, s.cfg.Now(), s.cfg.TombstoneHorizon) {
-		return cc.sendErr(&Error{Code: CodeResyncRequired, Batch: m.Batch, Message: fmt.Sprintf(
+		return cc.drain() && cc.sendErr(&Error{Code: CodeResyncRequired, Batch: m.Batch, Message: fmt.Sprintf(
 			"device %s last caught up with the server at %s, longer ago than the tombstone horizon (%s); "+
 				"its edits could resurrect deleted memories: start it over from a fresh database",
 			tok.Device, cc.caught.UTC().Format(time.RFC3339), s.cfg.TombstoneHorizon)}) == nil
 	}
-	results := make([]core.ApplyResult, len(m.Changes))
-	reasons := make([]string, len(m.Changes))
-	apply := make([]core.Change, 0, len(m.Changes))
-	idx := make([]int, 0, len(m.Changes))
+	b := &pushBatch{msg: m, results: make([]core.ApplyResult, len(m.Changes)), reasons: make([]string, len(m.Changes)),
+		apply: make([]core.Change, 0, len(m.Changes)), idx: make([]int, 0, len(m.Changes))}
+	// clean: the batch may run beside the one before it, and the one after
+	// may run beside it. Its changes are one run of core's merge, in
+	// sequence, and all of memories: what their merge reads (the memory
+	// rows, locked until the writer of each commits, and the project,
+	// which only project changes write) cannot be written by an
+	// uncommitted batch before it, so it reads what it would have read
+	// after that batch.
+	clean := true
 	for i, c := range m.Changes {
 		reason := ""
 		switch {
 		case c.Device != tok.Device:
 			// Not part of the token's device sequence: refuse it without
 			// recording anything under another device's name.
-			results[i] = core.ApplyResult{Device: c.Device, Seq: c.Seq, Status: core.StatusRejected,
+			b.results[i] = core.ApplyResult{Device: c.Device, Seq: c.Seq, Status: core.StatusRejected,
 				Reason: fmt.Sprintf("device: change is from %q but the token is for %q", c.Device, tok.Device)}
+			clean = false
 			continue
 		case c.Kind == kindOversize:
 			reason = "size: change exceeds the message size limit; it was not sent"
 		case c.ProjectID != tok.ProjectID:
 			reason = fmt.Sprintf("project_id: change is for project %s but the token is for %s", c.ProjectID, tok.ProjectID)
 		}
-		reasons[i] = reason
-		apply = append(apply, c)
-		idx = append(idx, i)
+		if reason != "" || !isMemoryKind(c.Kind) || len(b.apply) > 0 && c.Seq != b.apply[len(b.apply)-1].Seq+1 {
+			clean = false
+		}
+		b.reasons[i] = reason
+		b.apply = append(b.apply, c)
+		b.idx = append(b.idx, i)
 	}
+	prev := cc.last
+	if prev != nil {
+		select {
+		case <-prev.done: // answered: nothing to assume
+			if !prev.keep {
+				return false
+			}
+			prev, cc.last = nil, nil
+		default:
+		}
+	}
+	if prev != nil && (!clean || prev.next == 0) {
+		// Nothing to assume, or nothing this batch could assume safely in
+		// one run: apply it after the previous one.
+		if !cc.drain() {
+			return false
+		}
+		prev = nil
+	}
+	select {
+	case cc.jobs <- struct{}{}:
+	case <-cc.ctx.Done():
+		return false
+	}
+	j := &pushJob{done: make(chan struct{})}
+	if clean && len(b.apply) > 0 {
+		j.next = b.apply[len(b.apply)-1].Seq
+	}
+	cc.last = j
+	cc.jobWG.Add(1)
+	go func() {
+		defer cc.jobWG.Done()
+		defer func() { <-cc.jobs }()
+		defer close(j.done)
+		if j.keep = cc.applyPush(b, prev, log); !j.keep {
+			cc.cancel(errPushEnded) // the reader's Read returns, and the connection ends
+		}
+	}()
+	return true
+}
+
+// isMemoryKind reports whether k is a change to a memory.
+func isMemoryKind(k core.Kind) bool {
+	switch k {
+	case core.KindMemoryPut, core.KindMemoryAccess, core.KindMemoryState, core.KindMemoryDelete:
+		return true
+	}
+	return false
+}
+
+// pushBatch is a push message split for applying: results holds the
+// answers for the changes refused outright, apply the others (their
+// indexes in the message in idx, and reasons[idx] says why one is
+// recorded rejected).
+type pushBatch struct {
+	msg     *pushMsg
+	results []core.ApplyResult
+	reasons []string
+	apply   []core.Change
+	idx     []int
+}
+
+// applyPush applies b and answers it, after prev (nil: none) has been
+// answered, and reports whether the connection goes on. With prev, b is
+// first applied assuming prev commits; if that assumption fails, it is
+// applied again once prev is done.
+func (cc *srvConn) applyPush(b *pushBatch, prev *pushJob, log *slog.Logger) bool {
+	s, tok := cc.s, cc.tok
 	ctx, cancel := cc.opCtx()
 	defer cancel()
-	res := make([]core.ApplyResult, 0, len(apply))
-	err := s.db.Update(ctx, func(tx *core.Tx) error {
-		res = res[:0]
-		// Runs of changes sync accepts go to core's merge; a change sync
-		// refuses is recorded rejected in place, so the order (and the
-		// device's gapless sequence) is kept.
-		run := 0
-		flush := func(end int) error {
-			if end == run {
-				return nil
+	var res []core.ApplyResult
+	var err error
+	if prev != nil {
+		res, err = cc.update(ctx, b, prev.next, true)
+		if errors.Is(err, core.ErrSeqGap) {
+			if !prev.wait() {
+				return false
 			}
-			r, err := tx.ApplyChanges(ctx, apply[run:end])
-			res = append(res, r...)
-			run = end
-			return err
+			prev = nil
+			res, err = cc.update(ctx, b, 0, false)
 		}
-		for j := range apply {
-			reason := reasons[idx[j]]
-			if reason == "" {
-				continue
-			}
-			if err := flush(j); err != nil {
-				return err
-			}
-			r, err := tx.RecordRejected(ctx, apply[j], reason)
-			if err != nil {
-				return err
-			}
-			res = append(res, r)
-			run = j + 1
-		}
-		return flush(len(apply))
-	})
+	} else {
+		res, err = cc.update(ctx, b, 0, false)
+	}
+	if prev != nil && !prev.wait() {
+		return false // committed, never acknowledged: the edge resends it, a duplicate
+	}
+	m := b.msg
 	if errors.Is(err, core.ErrSeqGap) {
 		last, lerr := s.lastSeq(ctx, tok.Device)
 		if lerr != nil {
@@ -835,8 +951,8 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 	}
 	fresh := false
 	var last uint64
-	for j, i := range idx {
-		results[i] = res[j]
+	for j, i := range b.idx {
+		b.results[i] = res[j]
 		fresh = fresh || !res[j].Duplicate
 		last = max(last, res[j].Seq)
 	}
@@ -849,7 +965,51 @@ func (cc *srvConn) push(m *pushMsg, log *slog.Logger) bool {
 	if fresh {
 		_ = s.notifier.Notify(ctx, tok.ProjectID, tok.Device)
 	}
-	return cc.send(MsgAck, &ackMsg{Batch: m.Batch, Results: results, LastSeq: last}) == nil
+	return cc.send(MsgAck, &ackMsg{Batch: m.Batch, Results: b.results, LastSeq: last}) == nil
+}
+
+// update applies b in one transaction. If assume, b's changes follow a
+// device's last seq of after, which the store checks before the commit.
+func (cc *srvConn) update(ctx context.Context, b *pushBatch, after uint64, assume bool) ([]core.ApplyResult, error) {
+	res := make([]core.ApplyResult, 0, len(b.apply))
+	err := cc.s.db.Update(ctx, func(tx *core.Tx) error {
+		res = res[:0]
+		if assume { // one run, nothing recorded rejected (push)
+			r, err := tx.ApplyChangesAfter(ctx, b.apply, cc.tok.Device, after)
+			res = append(res, r...)
+			return err
+		}
+		// Runs of changes sync accepts go to core's merge; a change sync
+		// refuses is recorded rejected in place, so the order (and the
+		// device's gapless sequence) is kept.
+		run := 0
+		flush := func(end int) error {
+			if end == run {
+				return nil
+			}
+			r, err := tx.ApplyChanges(ctx, b.apply[run:end])
+			res = append(res, r...)
+			run = end
+			return err
+		}
+		for j := range b.apply {
+			reason := b.reasons[b.idx[j]]
+			if reason == "" {
+				continue
+			}
+			if err := flush(j); err != nil {
+				return err
+			}
+			r, err := tx.RecordRejected(ctx, b.apply[j], reason)
+			if err != nil {
+				return err
+			}
+			res = append(res, r)
+			run = j + 1
+		}
+		return flush(len(b.apply))
+	})
+	return res, err
 }
 
 func changeSize(c *core.Change) int {
@@ -931,6 +1091,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			cc.procMu.Lock()
 			cc.closing = true
 			cc.procMu.Unlock()
+			cc.jobWG.Wait() // the pushes being applied are answered first
 			_ = cc.ws.Close(websocket.StatusGoingAway, "server shutting down")
 		}()
 	}
