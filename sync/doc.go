@@ -26,8 +26,11 @@
 // database's metadata; the device and project always come from the token.
 // Serve it from an http.Server with ReadHeaderTimeout set
 // ([DefaultReadHeaderTimeout]); the WebSocket's own deadlines, pings and
-// limits take over after the upgrade. [Server.Shutdown] finishes in-flight
-// batches.
+// limits take over after the upgrade. A connection's push batches are
+// answered in order; while one commits, the next (if both hold only memory
+// changes) is applied beside it on an assumed last seq
+// ([core.Tx.ApplyChangesAfter]), which a PostgreSQL store checks before
+// its commit. [Server.Shutdown] finishes in-flight batches.
 //
 // # Client
 //
