@@ -264,9 +264,10 @@ type ConcurrentWriter interface {
 // sequence number recorded for device, and does not wait for the device:
 // the transaction may run while another one that will record seq is still
 // writing. The store verifies the assumption before the transaction
-// commits, once every earlier writer of the change log has ended, and
-// fails the commit with an error wrapping ErrSeqGap if it does not hold,
-// so an assumption never records a gap or a duplicate.
+// appends to its change log, once every earlier transaction recording
+// changes of that device has ended, and fails with an error wrapping
+// ErrSeqGap if it does not hold, so an assumption never records a gap or
+// a duplicate.
 //
 // Sync uses it to apply a device's next batch while the previous one
 // commits ([Tx.ApplyChangesAfter]).
