@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/athena-edge/athena-edge/core"
 	"github.com/athena-edge/athena-edge/core/memstore"
 	"github.com/athena-edge/athena-edge/pgadapter"
 	"github.com/athena-edge/athena-edge/sqlitevec"
+	edgesync "github.com/athena-edge/athena-edge/sync"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
@@ -69,4 +72,18 @@ func openPG(t *testing.T, mod func(*pgadapter.Config)) *pgadapter.Store {
 		_ = s.Close()
 	})
 	return s
+}
+
+// serveSync serves srv on a loopback httptest server until the test ends
+// (then shuts srv down and drops its connections) and returns the sync
+// endpoint's ws:// URL.
+func serveSync(t *testing.T, srv *edgesync.Server) string {
+	t.Helper()
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
 }

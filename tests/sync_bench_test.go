@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,13 +90,7 @@ func TestSyncBenchPostgres(t *testing.T) {
 	pg := openPG(t, nil)
 	central := core.New(pg, core.Config{Device: "server"})
 	srv := edgesync.NewServer(edgesync.ServerConfig{DB: central, Rate: -1})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(ctx)
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
+	url := serveSync(t, srv)
 
 	kind := os.Getenv("ATHENA_SYNC_BENCH_EDGE")
 	var store core.Backend = memstore.New()

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -81,13 +80,7 @@ func TestSyncEndToEnd(t *testing.T) {
 		}
 		return nil
 	}})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(context.Background())
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
+	url := serveSync(t, srv)
 
 	var cutting atomic.Bool
 	cutting.Store(true)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,13 +144,8 @@ func TestSyncKill(t *testing.T) {
 		<-release // the edge is killed meanwhile; the ack is never sent
 		return errors.New("failpoint: the edge died before the ack")
 	}})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		relOnce.Do(func() { close(release) })
-		_ = srv.Shutdown(ctx)
-		ts.CloseClientConnections()
-		ts.Close()
-	})
+	url := serveSync(t, srv)
+	t.Cleanup(func() { relOnce.Do(func() { close(release) }) }) // runs first: a held commit lets Shutdown finish
 	tok, _, err := edgesync.CreateToken(ctx, central, "kill", killDevice)
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -162,7 +156,6 @@ func TestSyncKill(t *testing.T) {
 	warm, err := sqlitevec.Open(ctx, sqlitevec.Config{Path: filepath.Join(dir, "warm.db")})
 	require.NoError(t, err)
 	require.NoError(t, warm.Close())
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
 
 	iters := envInt("ATHENA_SYNC_KILL_ITER", 2)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,14 +76,8 @@ func TestSyncMultiServer(t *testing.T) {
 		n, err := edgesync.NewPGNotifier(ctx, edgesync.PGNotifierConfig{DSN: os.Getenv("ATHENA_TEST_PG_URL"), Channel: "sync_" + schema})
 		require.NoError(t, err)
 		srv := edgesync.NewServer(edgesync.ServerConfig{DB: db, Rate: -1, Notifier: n})
-		ts := httptest.NewServer(srv)
-		t.Cleanup(func() {
-			_ = srv.Shutdown(ctx)
-			ts.CloseClientConnections()
-			ts.Close()
-			_ = n.Close(ctx)
-		})
-		servers[i] = &multiServer{db: db, srv: srv, url: "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync}
+		t.Cleanup(func() { _ = n.Close(ctx) }) // runs after the server's shutdown
+		servers[i] = &multiServer{db: db, srv: srv, url: serveSync(t, srv)}
 	}
 	var project core.ID
 	mk := func(name string, s *multiServer, sqlite bool, mut func(*edgesync.ClientConfig)) *multiEdge {

@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/athena-edge/athena-edge/core"
@@ -26,13 +24,7 @@ func TestSyncPipelinedPushesPostgres(t *testing.T) {
 	ctx := context.Background()
 	central := core.New(openPG(t, nil), core.Config{Device: "server"})
 	srv := edgesync.NewServer(edgesync.ServerConfig{DB: central, Rate: -1})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(context.Background())
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
+	url := serveSync(t, srv)
 
 	edge := core.New(memstore.New(), core.Config{Device: "pipe"})
 	p, err := edge.CreateProject(ctx, core.Project{Name: "pipe", Path: "/pipe", EmbeddingModel: "t", EmbeddingDim: 4})

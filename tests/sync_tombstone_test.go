@@ -2,9 +2,7 @@ package tests
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,13 +28,7 @@ func TestSyncTombstoneHorizon(t *testing.T) {
 	var shift atomic.Int64
 	srv := edgesync.NewServer(edgesync.ServerConfig{DB: central, Rate: -1, TombstoneHorizon: horizon,
 		Now: func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(ctx)
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + edgesync.PathSync
+	url := serveSync(t, srv)
 	type edge struct {
 		db *core.DB
 		c  *edgesync.Client
