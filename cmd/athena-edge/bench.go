@@ -16,7 +16,7 @@ func benchCommand() *command {
 	)
 	return &command{
 		name:    "bench",
-		summary: "measure a store: ingest rate, vector and hybrid p50/p99, recall@10, open time, peak RSS",
+		summary: "measure a store: ingest rate, vector and hybrid p50/p99, recall@10, open time, peak RSS, machine CPU shares",
 		usage:   "--store sqlite|postgres (--dataset DIR | --n N [--dim 768]) [--queries Q] [--batch 1000] [--loaders N]",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&store, "store", native.KindSQLite, "store to measure: sqlite or postgres (postgres from --db or the environment)")
@@ -82,6 +82,10 @@ func benchCommand() *command {
 			fmt.Fprintf(w, "hybrid search %10.2f ms p50  %6.2f ms p99\n", r.HybridP50, r.HybridP99)
 			fmt.Fprintf(w, "open          %10.1f ms\n", r.OpenMS)
 			fmt.Fprintf(w, "peak RSS      %10.1f MB\n", r.RSSMB)
+			if r.CPUIngest != nil && r.CPUSearch != nil {
+				fmt.Fprintf(w, "machine CPU   ingest busy %.0f%% steal %.0f%% · search busy %.0f%% steal %.0f%% (all processes)\n",
+					r.CPUIngest.BusyPct, r.CPUIngest.StealPct, r.CPUSearch.BusyPct, r.CPUSearch.StealPct)
+			}
 			return nil
 		},
 	}

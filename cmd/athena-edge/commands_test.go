@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -241,6 +242,14 @@ func TestBenchStores(t *testing.T) {
 			assert.EqualValues(t, 500, r["n"])
 			assert.Greater(t, r["ingest_per_s"], 0.0)
 			assert.GreaterOrEqual(t, r["recall_at_10"], 0.9)
+			if runtime.GOOS == "linux" {
+				for _, k := range []string{"cpu_ingest", "cpu_search"} {
+					share, ok := r[k].(map[string]any)
+					require.True(t, ok, "%s: %v", k, r[k])
+					assert.Contains(t, share, "busy_pct")
+					assert.Contains(t, share, "steal_pct")
+				}
+			}
 			if tc.name == "postgres" {
 				assert.Contains(t, r["ingest_mode"], "3 concurrent loads")
 				assert.Contains(t, r, "index_build_s")

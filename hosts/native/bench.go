@@ -57,6 +57,11 @@ type BenchResult struct {
 	// after their commits; 0 when the store indexes as it writes.
 	IndexedPerS float64 `json:"indexed_per_s,omitempty"`
 	Queries     int     `json:"queries"`
+	// CPUIngest and CPUSearch are the machine's CPU shares while the bench
+	// wrote (ingest, index build, single inserts) and while it searched;
+	// nil where /proc/stat cannot be read.
+	CPUIngest *CPUShare `json:"cpu_ingest,omitempty"`
+	CPUSearch *CPUShare `json:"cpu_search,omitempty"`
 }
 
 // deferredIndex is a store whose writes enter the vector index after
@@ -146,6 +151,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	ids := make([]core.ID, d.N)
 
 	// Ingest.
+	meter := startCPUMeter()
 	start := time.Now()
 	if bs, ok := b.(bulkStore); ok {
 		loaders := cfg.Loaders
@@ -239,6 +245,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		}
 		res.IndexedPerS = float64(extra) / time.Since(t).Seconds()
 	}
+	res.CPUIngest = meter.stop()
 
 	// Reopen: open time includes rebuilding any in-memory index.
 	if err := b.Close(); err != nil {
@@ -258,6 +265,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 	var vec, hyb []float64
 	var found, total int
+	meter = startCPUMeter()
 	for qi := range cfg.Queries + 5 {
 		q := qi % cfg.Queries
 		t := time.Now()
@@ -284,6 +292,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		total += len(want)
 		cfg.Progress("search", qi-4, cfg.Queries)
 	}
+	res.CPUSearch = meter.stop()
 	res.VectorP50, res.VectorP99 = percentile(vec, 50), percentile(vec, 99)
 	res.HybridP50, res.HybridP99 = percentile(hyb, 50), percentile(hyb, 99)
 	if total > 0 {
