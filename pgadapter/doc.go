@@ -34,7 +34,7 @@
 // The vector leg searches the HNSW index with hnsw.ef_search =
 // max(Config.EfSearch, 2k) and iterative scans (so filters do not starve
 // it), forcing the index (at 10K rows the planner prefers a scan and a
-// sort), then rescores the index's best max(2k, 20) at full precision. It falls back to an exact scan
+// sort), then rescores the index's best max(k, 20) at full precision. It falls back to an exact scan
 // when the index yields fewer than k rows, and is exact for small projects
 // (Config.ExactBelow), ID filters and VectorLeg.Exact. The keyword leg
 // quotes each core term as a tsquery lexeme (terms that are not letters
