@@ -21,7 +21,7 @@ const (
 	DefaultSchema           = "public"
 	DefaultStatementTimeout = 30 * time.Second
 	DefaultMaxRetries       = 10
-	DefaultEfSearch         = 128
+	DefaultEfSearch         = 192
 	DefaultExactBelow       = 2000
 	DefaultIndexBatch       = 64
 	DefaultIndexInterval    = time.Second
@@ -65,6 +65,9 @@ type Config struct {
 	// 2k). At 100, recall@10 on the 100K x 768 benchmark set varied from
 	// 0.965 to 0.996 between HNSW builds of the same data; 128 gave 0.9965
 	// on a build where 100 gave 0.9715, for about 0.5 ms more per search.
+	// 128 still fell below 0.98 on about one build in five (0.9765, 0.9795);
+	// over five builds 192 gave 0.9905-0.997 where 128 gave 0.9795-0.995,
+	// for about 0.2 ms more (docs/BENCHMARKS.md).
 	EfSearch int
 	// ExactBelow makes the vector leg exact (no index) for projects with
 	// fewer memories than this (DefaultExactBelow). Negative always uses the

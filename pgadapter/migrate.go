@@ -395,7 +395,7 @@ func hnswIndexSQL(dim int, concurrently bool) string {
 // ef_search 128 for 0.985; ef_construction 48 saved under 10% of the
 // build's CPU time. The graph build is nearly all of BuildIndexes (the GIN
 // indexes and ANALYZE take about 2.5 s at 100K rows). Because of that
-// spread between builds, DefaultEfSearch is 128, not 100.
+// spread between builds, DefaultEfSearch is 192, not 100.
 // Changing these parameters affects only indexes created afterwards (a
 // new dimension, or BuildIndexes after DropIndexes), not existing ones.
 const hnswParams = "m = 16, ef_construction = 64"
