@@ -43,6 +43,22 @@
 // or the memory is deleted, the vector is copied back into the change
 // row, so the change log always yields every change's vector.
 //
+// # Checkpoints
+//
+// A second connection on its own goroutine copies the write-ahead log into
+// the database file (a PASSIVE checkpoint) once the log holds
+// [Config].CheckpointPages pages, while the writer goes on committing;
+// the writer copies only what was committed meanwhile, after its next
+// commit, so that the log can restart from its beginning. Without it,
+// SQLite's automatic checkpoint copies the whole log (16 MB) inside the
+// commit that crosses 1000 pages. The writer copies everything itself
+// only if the log reaches four times the threshold first, waiting for a
+// running background checkpoint, so the log stays bounded. Checkpoints
+// change nothing about durability: a commit is durable in the log before
+// Update returns, and a crash during a checkpoint leaves the log to be
+// copied again. A negative CheckpointPages turns this off; an in-memory
+// database has no log.
+//
 // # Concurrency
 //
 // A [Store] is safe for concurrent use. It has one writer connection: Update

@@ -78,6 +78,15 @@ type Config struct {
 	// disables the cap.
 	MaxDFFraction float64
 	MinCappedDF   int
+	// CheckpointPages is the write-ahead log's size in pages (16 KiB each)
+	// at which a background connection copies the log into the database
+	// file, beside the writer, instead of a commit doing it before it
+	// returns (see the package docs' Checkpoints section). Default
+	// DefaultCheckpointPages; a negative value leaves checkpoints to
+	// SQLite's automatic one, inside the commit that takes the log past
+	// 1000 pages.
+	CheckpointPages int
+
 	// KeywordFTS answers the keyword leg with FTS5 (the durable index)
 	// instead of the in-memory postings. Both propose documents by BM25
 	// over core's tokens; FTS5 applies the document-frequency cap above,
@@ -106,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MinCappedDF <= 0 {
 		c.MinCappedDF = DefaultMinCappedDF
+	}
+	if c.CheckpointPages == 0 {
+		c.CheckpointPages = DefaultCheckpointPages
 	}
 	return c
 }
@@ -167,6 +179,10 @@ type Store struct {
 	// more than snapSlack changes past it: a later Open catches up from
 	// the change log.
 	snapGen, snapPos int64
+	// ckpt copies the write-ahead log into the database file beside the
+	// writer (checkpoint.go); nil for an in-memory database or when
+	// Config.CheckpointPages is negative.
+	ckpt *checkpointer
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -231,6 +247,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return fail("connect reader", err)
 	}
 	s.idle = append(s.idle, r)
+	if cfg.Path != "" && cfg.CheckpointPages > 0 {
+		if err := s.startCheckpointer(ctx); err != nil {
+			return fail("connect checkpointer", err)
+		}
+	}
 	t := time.Now()
 	if err := s.loadIndex(ctx); err != nil {
 		return fail("build index", err)
@@ -315,6 +336,23 @@ func (s *Store) setup(c *conn, writer bool) error {
 			return fmt.Errorf("journal mode is %q, want wal", mode)
 		}
 	}
+	return nil
+}
+
+// startCheckpointer opens the background checkpoint connection
+// (checkpoint.go) and hands it the writer's WAL hook, which turns off
+// SQLite's automatic checkpoint on the writer.
+func (s *Store) startCheckpointer(ctx context.Context) error {
+	c, err := openConn(ctx, s.uri, s.flags)
+	if err != nil {
+		return err
+	}
+	// A checkpoint fsyncs the database file as synchronous says.
+	if err := c.c.Exec(`PRAGMA synchronous = ` + s.cfg.Synchronous); err != nil {
+		return errors.Join(err, c.close())
+	}
+	s.ckpt = newCheckpointer(c, s.cfg.CheckpointPages)
+	s.w.c.WALHook(s.ckpt.committed)
 	return nil
 }
 
@@ -409,6 +447,11 @@ func (s *Store) Update(ctx context.Context, fn func(core.WriteTx) error) (err er
 	}
 	if err := c.end(true); err != nil {
 		return c.wrap("commit", err)
+	}
+	if s.ckpt != nil {
+		// Last, under the write lock only: after the index updates
+		// have gone to their goroutine and catchMu is released.
+		defer s.ckpt.afterCommit(c.c)
 	}
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()
@@ -591,6 +634,10 @@ func (s *Store) closeConns() error {
 	}
 	s.idle = nil
 	s.idleMu.Unlock()
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+		s.ckpt = nil
+	}
 	if s.w != nil {
 		// The writer closes last: closing the last connection of a WAL
 		// database checkpoints it and removes the -wal and -shm files.
