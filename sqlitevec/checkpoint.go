@@ -32,7 +32,9 @@ const writerCheckpointFactor = 4
 // committed meanwhile, and the next transaction restarts the log. If the
 // log reaches writerCheckpointFactor times the threshold first, the
 // writer waits for a running background checkpoint and copies the rest
-// itself, so the log never grows past that and one commit.
+// itself, so the log grows past that by one commit at most (unless another
+// process is checkpointing at that moment: then the next commit tries
+// again).
 //
 // A checkpointer is safe for concurrent use: the writer's WAL hook calls
 // committed and Store.Update calls afterCommit (under the write lock), the
@@ -139,15 +141,6 @@ func (k *checkpointer) run() {
 		k.runs++
 		k.ran.Broadcast()
 		k.mu.Unlock()
-	}
-}
-
-// waitRuns blocks until at least n background checkpoints have run (tests).
-func (k *checkpointer) waitRuns(n int) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for k.runs < n {
-		k.ran.Wait()
 	}
 }
 

@@ -122,6 +122,15 @@ func waitCheckpoints(t *testing.T, k *checkpointer, n int) {
 	}
 }
 
+// waitRuns blocks until at least n background checkpoints have run.
+func (k *checkpointer) waitRuns(n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for k.runs < n {
+		k.ran.Wait()
+	}
+}
+
 func fileSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)
