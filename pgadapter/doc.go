@@ -21,10 +21,11 @@
 // pgvector column of any dimension (a foreign key on (project_id,
 // embedding_dim), checked at commit, and a CHECK on vector_dims reject a
 // vector of the wrong dimension even if validation is
-// bypassed), a generated tsvector over core's own tokens with a GIN index,
-// and one HNSW index per dimension, created with the first project of that
-// dimension: a partial expression index over
-// l2_normalize(embedding)::halfvec(dim). Events, tasks, goals, code
+// bypassed), a keyword index of postings (one row per distinct core term
+// of each memory, kept by triggers in the writing transaction, read
+// through one B-tree on (term, project_id, doc_len)), and one HNSW index
+// per dimension, created with the first project of that dimension: a
+// partial expression index over l2_normalize(embedding)::halfvec(dim). Events, tasks, goals, code
 // entities and dependencies, relationships, tombstones, the change log,
 // devices, sync cursors and core's meta table complete it. Times are
 // bigint Unix milliseconds (0 for the zero time).
@@ -37,18 +38,21 @@
 // sort), then rescores the index's best max(k, 20) at full precision. It falls back to an exact scan
 // when the index yields fewer than k rows, and is exact for small projects
 // (Config.ExactBelow), ID filters and VectorLeg.Exact. The keyword leg
-// quotes each core term as a tsquery lexeme (terms that are not letters
-// and digits are dropped, so user text is never query syntax) and returns
-// document frequencies and the per-project document count and total
-// length that core needs for BM25, in one round trip.
+// passes core's terms as one text[] parameter (terms that are not single
+// core tokens are dropped; no user text is ever query syntax), counts each
+// term's documents and scores its candidates from the postings index
+// alone (index-only scans), and returns the document frequencies and the
+// per-project document count and total length that core needs for BM25,
+// in one round trip.
 //
 // In a read transaction, [core.Tx.Search] asks for both legs and the
 // candidate rows at once (the tx implements [core.LegsSearcher]): one
 // statement runs the vector leg with the same index, settings and exact
-// fallback, reads each keyword match of the project once for both the
-// document frequencies and the candidates (ranked by BM25 with term
+// fallback, the keyword leg (candidates ranked by BM25 with term
 // frequencies taken as 1; core rescores exactly), and returns the rows,
-// in one round trip. Write transactions keep the three calls, so that
+// in one round trip. The statement is planned once per connection and
+// filter shape (a generic plan): none of its parts picks an index by a
+// filter's selectivity. Write transactions keep the three calls, so that
 // loading the candidates takes their advisory locks.
 //
 // Write transactions queue PutMemory and AppendChange and send them before
@@ -95,11 +99,11 @@
 // (migration 9), and a put whose vector is the embedding its memory row
 // holds keeps no copy at all: it is read through the row, and copied into
 // the change (kept_vector) before the row is re-embedded or deleted
-// (migration 10). DropIndexes also drops the keyword and tag GIN indexes
-// and the dimension foreign key, which BuildIndexes recreates; BulkLoad
-// checks each memory's project and dimension itself, once per load. The
-// keyword column takes core's terms as lexemes (array_to_tsvector,
-// migration 8), so no text parser runs over them again.
+// (migration 10). DropIndexes also drops the keyword postings index, the
+// tag GIN index and the dimension foreign key, which BuildIndexes
+// recreates; BulkLoad checks each memory's project and dimension itself,
+// once per load. The postings hold core's terms as they are (migration
+// 11), so no text parser runs over them again.
 //
 // # Concurrency
 //

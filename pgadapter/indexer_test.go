@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 
@@ -232,72 +231,4 @@ func TestIndexerCloseIndexes(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.EqualValues(t, 5, s.idx.indexed.Load())
 	require.EqualValues(t, 3, backlog(t, openTest(t, cfg)))
-}
-
-// TestKeywordPendingMerged: new rows' terms wait in the GIN pending list
-// (ginParams), and an IndexPending that finds no HNSW backlog merges them,
-// so searches stop scanning them. The store that does not index keeps
-// them pending, which shows the writes really went through the list.
-func TestKeywordPendingMerged(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	merge := func(s *Store) int64 {
-		var pages int64
-		require.NoError(t, s.pool.QueryRow(ctx, "SELECT gin_clean_pending_list('memories_tsv_idx'::regclass)").Scan(&pages))
-		return pages
-	}
-	for _, tc := range []struct {
-		name    string
-		index   bool
-		pending bool
-	}{
-		{"indexed", true, false},
-		{"not indexed", false, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
-			writeRandom(t, s, mrand.New(mrand.NewPCG(5, 6)), 40, 4)
-			if tc.index {
-				n, err := s.IndexPending(ctx, 100)
-				require.NoError(t, err)
-				require.Equal(t, 40, n)
-			}
-			require.Equal(t, tc.pending, merge(s) > 0)
-		})
-	}
-}
-
-// TestKeywordIndexParams: the keyword index has ginParams whether the
-// schema was created, migrated from version 6, or rebuilt by BuildIndexes.
-func TestKeywordIndexParams(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		setup func(t *testing.T, s *Store)
-	}{
-		{"created", func(*testing.T, *Store) {}},
-		{"rebuilt", func(t *testing.T, s *Store) {
-			require.NoError(t, s.DropIndexes(ctx))
-			require.NoError(t, s.BuildIndexes(ctx))
-		}},
-		{"migrated", nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			var s *Store
-			if tc.setup == nil {
-				schema := testSchema(t)
-				require.NoError(t, migrateTo(ctx, adminConn(t), schema, 6))
-				s = openTest(t, func(c *Config) { c.Schema = schema; c.IndexInterval = -1 })
-			} else {
-				s = openTest(t, func(c *Config) { c.IndexInterval = -1 })
-				tc.setup(t, s)
-			}
-			var opts []string
-			require.NoError(t, s.pool.QueryRow(ctx, "SELECT reloptions FROM pg_class WHERE oid = 'memories_tsv_idx'::regclass").Scan(&opts))
-			require.Equal(t, strings.Split(strings.ReplaceAll(ginParams, " ", ""), ","), opts)
-		})
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,11 +66,42 @@ func explain(t testing.TB, s *Store, leg core.VectorLeg, force bool) string {
 }
 
 // explainLegs returns the plan of the one-statement search (SearchLegs),
-// planned as it runs: generic, with its settings.
+// planned as it runs: generic (legsPlanMode), with its settings.
 func explainLegs(t testing.TB, s *Store, vl *core.VectorLeg, kl *core.KeywordLeg) string {
 	t.Helper()
 	pre, q, args := (&tx{s: s}).legsQuery(vl, kl)
-	return explainQuery(t, s, []string{pre}, q, args)
+	require.Contains(t, pre, legsPlanMode)
+	// EXPLAIN EXECUTE shows the plan the prepared statement runs with; it
+	// takes its arguments as literals.
+	lits := make([]string, len(args))
+	for i, a := range args {
+		lits[i] = sqlLiteral(t, a)
+	}
+	return explainQuery(t, s, []string{pre, "PREPARE legs AS " + q}, "EXECUTE legs("+strings.Join(lits, ", ")+")", nil)
+}
+
+// sqlLiteral renders a legs statement's argument as an SQL literal.
+func sqlLiteral(t testing.TB, a any) string {
+	t.Helper()
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	switch v := a.(type) {
+	case string:
+		return quote(v)
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case []string:
+		q := make([]string, len(v))
+		for i, s := range v {
+			q[i] = quote(s)
+		}
+		return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+	case pgvector.Vector:
+		return quote(v.String())
+	}
+	t.Fatalf("no literal for %T", a)
+	return ""
 }
 
 // explainQuery runs the statements pre, then returns q's plan (with
@@ -120,11 +152,14 @@ func TestVectorLegIndex(t *testing.T) {
 			plan := explain(t, s, leg, true)
 			require.Contains(t, plan, "Index Scan using memories_hnsw_768", plan)
 
-			// The one-statement search plans the same index, and the GIN
-			// index for its keyword part.
+			// The one-statement search plans the same index, and reads the
+			// keyword index alone for its keyword part.
 			lplan := explainLegs(t, s, &leg, &core.KeywordLeg{Terms: []string{"alpha", "bravo"}, Limit: 50, Filter: leg.Filter})
 			require.Contains(t, lplan, "Index Scan using memories_hnsw_768", lplan)
-			require.Contains(t, lplan, "Bitmap Index Scan on memories_tsv_idx", lplan)
+			require.Contains(t, lplan, "Index Only Scan using postings_term_idx", lplan)
+			require.NotContains(t, lplan, "Seq Scan", lplan)
+			require.Contains(t, lplan, "Index Scan using memories_pkey on memories m\n", "rows are loaded by ID")
+			require.Equal(t, 1, strings.Count(lplan, "Bitmap Heap Scan"), "only the exact fallback may scan the project:\n%s", lplan)
 
 			// Filtered, k=100, ~10% match: exactly 100, all matching.
 			fleg := core.VectorLeg{Vector: q, K: 100, Filter: core.MemoryFilter{ProjectID: p.ID, Tags: []string{"tenth"}}}

@@ -181,6 +181,22 @@ var (
 	memColsM = "m." + strings.Join(memColList, ", m.")
 )
 
+// legsPlanMode is how the legs and keyword statements are planned: once
+// per connection and statement shape (each filter field present makes a
+// different statement), not for each search's arguments. Planning the
+// legs statement for its arguments cost 0.5–0.8 ms of a 4–5 ms hybrid
+// search at 100K memories (docs/BENCHMARKS.md).
+//
+// A generic plan cannot see a filter's selectivity, so it must not be one
+// that picks an index by it. None here can: the keyword leg reads only
+// the postings index, by term and project, and memories by primary key;
+// the approximate vector leg's settings leave the HNSW index its only
+// plan; a memory's row is always found by its ID. (With the GIN keyword
+// index this was not so: a generic plan ANDed each term's bitmap with the
+// project's, which matched every row, and ran 52–70 ms where the custom
+// plan ran 9–16 ms; custom plans were forced then.)
+const legsPlanMode = "force_generic_plan"
+
 // resetLegSettings restore the planner settings the legs statement ran
 // with. RESET is a few microseconds; reading the reset values from
 // pg_settings cost about a millisecond, as it builds every setting's row.
@@ -200,10 +216,8 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 		f = &vl.Filter
 	}
 	project := arg(string(f.ProjectID))
-	// Plan with the arguments every time: a cached generic plan, blind to
-	// the project and the terms, was measured 20 times slower on one
-	// 100K-row schema.
-	pre = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+	// Plan once per connection and statement shape (legsPlanMode).
+	pre = "SELECT set_config('plan_cache_mode', '" + legsPlanMode + "', true)"
 	var ctes []string
 	ctes = append(ctes, statsCTE(project))
 
@@ -248,6 +262,9 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 		dfCols = "'{}'::text[], '{}'::bigint[]"
 		if terms := safeTerms(kl.Terms); len(terms) > 0 {
 			ctes = keywordCTEs(ctes, kl, terms, project, &args)
+			if !strings.Contains(pre, "enable_seqscan") {
+				pre += ", set_config('enable_seqscan', 'off', true)" // as in KeywordLeg
+			}
 			dfCols = "df.terms, df.counts"
 			if kl.Limit > 0 {
 				krows = "SELECT id, s FROM kc"
@@ -277,23 +294,22 @@ func statsCTE(project string) string {
 }
 
 // keywordCTEs appends the keyword leg's CTEs to ctes, after st
-// (statsCTE): kt, the terms (non-empty, safeTerms); kd, each term's
-// document frequency in the project and its idf; df, the terms and
-// frequencies as two arrays in term order; and, when kl.Limit > 0, kc:
-// the top kl.Limit candidates matching kl.Filter as (id, s), s the store's
-// estimate. project is the placeholder of kl.Filter.ProjectID; arguments
-// are appended to args.
+// (statsCTE): kd, each term (non-empty, safeTerms) with its document
+// frequency in the project and its idf; df, the terms and frequencies as
+// two arrays in term order; and, when kl.Limit > 0, ks, the score of every
+// memory holding a term, and kc: the top kl.Limit of them matching
+// kl.Filter as (id, s), s the store's estimate. project is the
+// placeholder of kl.Filter.ProjectID; arguments are appended to args.
 //
-// Each term's rows come from their own index scan (kh): the scan says
-// which term a row holds, so no row's tsvector is read or matched again,
-// and each matching row is visited once per term it holds, reading only
-// its id, length and filter columns (the filter is evaluated there, as
-// ok). The same (term, row) pairs give the document frequencies and the
-// candidates' ranks. This replaced a plan that read every matching row's
-// tsvector and matched it against each term: 16 ms against 10 ms for 4
-// terms matching 1,451 rows at 100K (and heap visits, not row width, are
-// now most of the cost: the same scans over a 40-byte-row copy of the
-// table were only 20% faster).
+// Everything but the filter comes from the keyword index alone
+// (postings, migration 11), in index-only scans: a term's document
+// frequency is the length of its range, and a memory's estimate needs
+// only the terms it holds and its length, which the range's entries
+// carry. Only the best-scored memories are then looked up, in score
+// order, until kl.Limit of them pass the filter. The GIN index this
+// replaced visited the heap for every (term, memory) pair instead, one
+// page per 3 KB row: 1,540 pairs for a 4-term query at 100K memories
+// cost about 2 ms of a 5.4 ms search.
 //
 // Without a project the document frequencies are zero, as for a project
 // without memories; candidates still match kl.Filter.
@@ -303,29 +319,30 @@ func keywordCTEs(ctes []string, kl *core.KeywordLeg, terms []string, project str
 		return "$" + strconv.Itoa(len(*args))
 	}
 	tv := arg(terms)
-	scope, inProject := "", "m.project_id = "+project
-	if kl.Filter.ProjectID != "" {
-		scope, inProject = " AND m.project_id = "+project, "TRUE"
-	}
-	ok := "TRUE"
-	if kl.Limit > 0 {
-		ok = where(&kl.Filter, args, false)
-	}
 	ctes = append(ctes,
-		`kt AS MATERIALIZED (SELECT u.t, u.n, ('''' || u.t || '''')::tsquery AS tq
-			FROM unnest(`+tv+`::text[]) WITH ORDINALITY AS u(t, n))`,
-		`kh AS MATERIALIZED (SELECT kt.n, h.id, h.doc_len, h.p, h.ok FROM kt CROSS JOIN LATERAL
-			(SELECT m.id, m.doc_len, `+inProject+` AS p, `+ok+` AS ok FROM memories m WHERE m.tsv @@ kt.tq`+scope+`) h)`,
-		`kd AS MATERIALIZED (SELECT kt.t, kt.n, coalesce(c.c, 0) AS c,
-			ln(1 + ((SELECT docs FROM st) - coalesce(c.c, 0) + 0.5)::float8 / (coalesce(c.c, 0) + 0.5)) AS idf
-			FROM kt LEFT JOIN (SELECT n, count(*) AS c FROM kh WHERE p GROUP BY n) c ON c.n = kt.n)`,
+		`kd AS MATERIALIZED (SELECT u.t, u.n, c.c, ln(1 + ((SELECT docs FROM st) - c.c + 0.5)::float8 / (c.c + 0.5)) AS idf
+			FROM unnest(`+tv+`::text[]) WITH ORDINALITY AS u(t, n)
+			CROSS JOIN LATERAL (SELECT count(*) AS c FROM postings p WHERE p.term = u.t AND p.project_id = `+project+`) c)`,
 		`df AS (SELECT array_agg(t ORDER BY n) AS terms, array_agg(c ORDER BY n) AS counts FROM kd)`)
-	if kl.Limit > 0 {
-		// The store's estimate is BM25 with every term frequency taken as
-		// 1 (the index keeps no frequencies); core rescores exactly.
-		ctes = append(ctes, `kc AS MATERIALIZED (SELECT kh.id, sum(kd.idf) * 2.2 / (1 + 1.2 * (0.25 + 0.75 * kh.doc_len /
-			(SELECT greatest(total_len::float8 / greatest(docs, 1), 1) FROM st))) AS s
-			FROM kh JOIN kd ON kd.n = kh.n WHERE kh.ok GROUP BY kh.id, kh.doc_len ORDER BY s DESC, kh.id LIMIT `+arg(kl.Limit)+`)`)
+	if kl.Limit <= 0 {
+		return ctes
 	}
-	return ctes
+	// Every project's postings when the leg has none: the term's whole
+	// range in the index.
+	inProject := " AND p.project_id = " + project
+	if kl.Filter.ProjectID == "" {
+		inProject = ""
+	}
+	ok := where(&kl.Filter, args, false)
+	// The store's estimate is BM25 with every term frequency taken as 1
+	// (the index keeps no frequencies); core rescores exactly. The lateral
+	// filter is evaluated in score order and stops at the limit.
+	return append(ctes,
+		`ks AS (SELECT p.id, sum(kd.idf) * 2.2 / (1 + 1.2 * (0.25 + 0.75::float8 * p.doc_len /
+			(SELECT greatest(total_len::float8 / greatest(docs, 1), 1) FROM st))) AS s
+			FROM kd CROSS JOIN LATERAL (SELECT p.id, p.doc_len FROM postings p WHERE p.term = kd.t`+inProject+`) p
+			GROUP BY p.id, p.doc_len)`,
+		`kc AS MATERIALIZED (SELECT ks.id, ks.s FROM (SELECT id, s FROM ks ORDER BY s DESC, id) ks
+			CROSS JOIN LATERAL (SELECT 1 FROM memories m WHERE m.id = ks.id AND `+ok+` LIMIT 1) f
+			ORDER BY ks.s DESC, ks.id LIMIT `+arg(kl.Limit)+`)`)
 }
