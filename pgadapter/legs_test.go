@@ -256,3 +256,45 @@ func TestKeywordLeg(t *testing.T) {
 		})
 	}
 }
+
+// TestKeywordLegSparseFilter: when the filter rejects the best-scored
+// memories, the keyword leg still returns the best ones that pass, up to
+// its limit (keywordCTEs filters in score order until the limit).
+func TestKeywordLegSparseFilter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
+	db := core.New(s, core.Config{Device: "d"})
+	p, err := db.CreateProject(ctx, core.Project{Name: "k", Path: "/k", EmbeddingModel: "m", EmbeddingDim: 2})
+	require.NoError(t, err)
+	var tagged []core.ID // longest last: the term scores less in a longer memory
+	for i := range 30 {
+		m := core.Memory{ProjectID: p.ID, Content: "common", Embedding: []float32{1, float32(i)}, Tags: []string{}}
+		if i >= 24 {
+			m.Content += strings.Repeat(" filler", i-23)
+			m.Tags = []string{"rare"}
+		}
+		got, err := db.Remember(ctx, m)
+		require.NoError(t, err)
+		if i >= 24 {
+			tagged = append(tagged, got.ID)
+		}
+	}
+	for _, limit := range []int{1, 2, 3, 6, 10} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			t.Parallel()
+			require.NoError(t, s.View(ctx, func(r core.ReadTx) error {
+				res, err := r.KeywordLeg(ctx, core.KeywordLeg{Terms: []string{"common"}, Limit: limit,
+					Filter: core.MemoryFilter{ProjectID: p.ID, Tags: []string{"rare"}}})
+				require.NoError(t, err)
+				var ids []core.ID
+				for _, c := range res.Candidates {
+					ids = append(ids, c.ID)
+				}
+				require.Equal(t, tagged[:min(limit, len(tagged))], ids)
+				require.Equal(t, int64(30), res.Stats.DF["common"])
+				return nil
+			}))
+		})
+	}
+}
