@@ -106,7 +106,8 @@ const dimFKey = `ALTER TABLE memories ADD CONSTRAINT memories_project_dim_fkey F
 // DropIndexes drops every HNSW index and the keyword and tag indexes (all
 // rebuilt by BuildIndexes), so that a large BulkLoad does not maintain them
 // row by row: an index updated one row at a time costs more than building
-// it once (the keyword index takes about 18 entries a memory). It also drops the dimension foreign key, whose check is a
+// it once (the keyword index takes about 18 entries a memory). It also
+// drops the dimension foreign key, whose check is a
 // query per copied row (about 11 µs each at commit); BulkLoad checks the
 // same thing once per load, and BuildIndexes adds the key back, validating
 // every row in one join. Until BuildIndexes runs, searches stay correct

@@ -220,6 +220,7 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 	pre = "SELECT set_config('plan_cache_mode', '" + legsPlanMode + "', true)"
 	var ctes []string
 	ctes = append(ctes, statsCTE(project))
+	seqscanOff := false
 
 	vrows := "SELECT NULL::text AS id, NULL::float8 AS d, NULL::bool AS x WHERE false"
 	if vl != nil {
@@ -248,6 +249,7 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 			pre += `, set_config('hnsw.ef_search', '` + strconv.Itoa(ef) + `', true),
 				set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.max_scan_tuples', '50000', true),
 				set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)`
+			seqscanOff = true
 		} else {
 			ctes = append(ctes, `ve AS MATERIALIZED (SELECT id, embedding <=> `+v+`::vector AS d FROM memories
 				WHERE embedding_dim = `+arg(dim)+` AND `+w+` ORDER BY d, id LIMIT `+k+`)`)
@@ -262,7 +264,7 @@ func (t *tx) legsQuery(vl *core.VectorLeg, kl *core.KeywordLeg) (pre, q string, 
 		dfCols = "'{}'::text[], '{}'::bigint[]"
 		if terms := safeTerms(kl.Terms); len(terms) > 0 {
 			ctes = keywordCTEs(ctes, kl, terms, project, &args)
-			if !strings.Contains(pre, "enable_seqscan") {
+			if !seqscanOff {
 				pre += ", set_config('enable_seqscan', 'off', true)" // as in KeywordLeg
 			}
 			dfCols = "df.terms, df.counts"
