@@ -328,6 +328,18 @@ INSERT INTO postings (project_id, term, doc_len, id)
 CREATE INDEX ` + postingsIndex + ` ON postings ` + postingsKey + `;
 ` + postingsTriggers + `
 `,
+	// 12: TRUNCATE memories empties postings too. TRUNCATE fires no DELETE
+	// trigger, so without this the keyword index would keep every
+	// truncated memory's entries.
+	`
+CREATE FUNCTION memories_postings_truncate() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	TRUNCATE postings;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER memories_postings_truncate AFTER TRUNCATE ON memories
+	FOR EACH STATEMENT EXECUTE FUNCTION memories_postings_truncate();
+`,
 }
 
 // postingsIndex is the keyword index (migration 11): postings sorted by
@@ -350,7 +362,8 @@ const (
 // (each row's terms made distinct on their own: a DISTINCT over the whole
 // batch's entries took twice as long), a
 // row trigger re-derives a row whose terms, length or project an UPDATE
-// (an upsert too) changed, and a statement trigger removes a DELETE's.
+// (an upsert too) changed, and a statement trigger removes a DELETE's
+// (migration 12 adds one that follows a TRUNCATE).
 // Each function pins the search path it was created with, so postings is
 // the table in the memories' schema whatever the session's path.
 const postingsTriggers = `

@@ -36,8 +36,8 @@ func requirePostingsMatch(t *testing.T, s *Store) {
 // keyword index equal to the memories' terms: single and batched puts, a
 // put that changes a memory's content (and so its terms and length), one
 // that changes only other columns, the indexer's updates, a re-embed, a
-// delete, a bulk load with the index dropped and rebuilt, and a schema
-// migrated from version 10 with memories already in it.
+// delete, a bulk load with the index dropped and rebuilt, a TRUNCATE, and
+// a schema migrated from version 10 with memories already in it.
 func TestPostingsFollowWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -90,6 +90,17 @@ func TestPostingsFollowWrites(t *testing.T) {
 			loadRandom(t, s, 500, 8)
 			requirePostingsMatch(t, s)
 			write(t, s, 1)
+			requirePostingsMatch(t, s)
+		}},
+		{"truncated", func(t *testing.T) {
+			s := openTest(t, func(c *Config) { c.IndexInterval = -1 })
+			write(t, s, 1)
+			_, err := s.pool.Exec(ctx, "TRUNCATE memories")
+			require.NoError(t, err)
+			var n int64
+			require.NoError(t, s.pool.QueryRow(ctx, "SELECT count(*) FROM postings").Scan(&n))
+			require.Zero(t, n, "postings of truncated memories")
+			write(t, s, 2)
 			requirePostingsMatch(t, s)
 		}},
 		{"migrated from 10", func(t *testing.T) {
